@@ -1,0 +1,153 @@
+//! The receiving MSH: `POST /as4`.
+//!
+//! The request body streams from the connection into a blocking worker ([`intake`] splits it,
+//! [`process`] parses, matches the P-Mode, decrypts, verifies, decompresses and stores the
+//! payload blobs and builds the signed receipt); the message record is then committed in one
+//! transaction and only after that the receipt is returned. Every failure becomes a signed
+//! ebMS error or a SOAP fault in one place, [`respond`].
+
+pub mod intake;
+pub mod process;
+pub mod respond;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::post;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::gateway::Shared;
+use crate::server::Peer;
+use crate::store::InsertOutcome;
+use as4gate_ebms::error::{EbmsError, ErrorCode};
+use intake::Intake;
+use process::Rejected;
+
+/// How many body chunks may wait between the connection and the worker.
+const BODY_CHANNEL_CHUNKS: usize = 16;
+
+/// The AS4 router: `POST /as4`.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/as4", post(receive))
+        .with_state(shared)
+}
+
+async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let peer = request.extensions().get::<Peer>().cloned();
+    let content_type = request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = request.into_body();
+    let outcome = receive_body(&shared, &content_type, body, peer).await;
+    match outcome {
+        Ok(receipt) => respond::receipt(receipt),
+        Err(rejected) => respond::rejection(&shared, rejected).await,
+    }
+}
+
+/// Streams the body into the blocking pipeline, then commits; returns the receipt to send.
+async fn receive_body(
+    shared: &Arc<Shared>,
+    content_type: &str,
+    body: Body,
+    peer: Option<Peer>,
+) -> Result<Vec<u8>, Rejected> {
+    let gateway = &shared.gateway;
+    let intake = Intake::new(
+        content_type,
+        &gateway.limits,
+        &shared.spool_dir,
+        gateway.config.limits.spool_threshold_bytes,
+    )
+    .map_err(Rejected::unparsed)?;
+    let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(BODY_CHANNEL_CHUNKS);
+    let worker_shared = shared.clone();
+    let worker = tokio::task::spawn_blocking(move || {
+        let mut intake = intake;
+        while let Some(chunk) = rx.blocking_recv() {
+            intake.push(&chunk).map_err(Rejected::unparsed)?;
+        }
+        let received = intake.finish().map_err(Rejected::unparsed)?;
+        process::process(
+            &worker_shared,
+            received,
+            peer.as_ref(),
+            time::OffsetDateTime::now_utc(),
+        )
+    });
+    let max_body = gateway.config.limits.max_body_bytes;
+    let mut stream = body.into_data_stream();
+    let mut total: u64 = 0;
+    let mut read_error = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                total += chunk.len() as u64;
+                if total > max_body {
+                    read_error = Some(EbmsError::new(
+                        ErrorCode::Other,
+                        format!(
+                            "request body larger than limits.max_body_bytes ({max_body} bytes)"
+                        ),
+                    ));
+                    break;
+                }
+                if tx.send(chunk).await.is_err() {
+                    // The worker stopped early (it refused the message); its verdict follows.
+                    break;
+                }
+            }
+            Err(e) => {
+                read_error = Some(EbmsError::new(
+                    ErrorCode::Other,
+                    format!("request body could not be read: {e}"),
+                ));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    if let Some(e) = read_error {
+        worker.abort();
+        return Err(Rejected::unparsed(e));
+    }
+    let accepted = match worker.await {
+        Ok(result) => result?,
+        Err(e) => {
+            return Err(Rejected::internal(
+                None,
+                anyhow::anyhow!("worker failed: {e}"),
+            ));
+        }
+    };
+    let message_id = accepted.record.message_id.clone();
+    match shared.store.insert_inbound(&accepted.record).await {
+        Ok(InsertOutcome::Inserted) => {
+            tracing::info!(
+                message_id,
+                pmode = accepted.record.pmode_id,
+                from = accepted.record.from_party,
+                payloads = accepted.record.payloads.len(),
+                test = accepted.record.is_test,
+                "message received and receipted"
+            );
+            Ok(accepted.record.receipt)
+        }
+        Ok(InsertOutcome::Duplicate { receipt }) => {
+            tracing::info!(
+                message_id,
+                "duplicate message: original receipt re-sent, not stored again"
+            );
+            Ok(receipt)
+        }
+        Err(e) => Err(Rejected::internal(Some(message_id), e.into())),
+    }
+}

@@ -1,0 +1,113 @@
+//! The one place where inbound outcomes become HTTP responses.
+//!
+//! - A receipted message: HTTP 200 with the signed receipt.
+//! - A refused message: HTTP 500 with a **signed** ebMS error signal (`eb:Error` with the code,
+//!   severity, category, short description and a description naming the failed check), as
+//!   Domibus and phase4 answer; `RefToMessageInError` is set when the MessageId was readable.
+//! - A request that is not a SOAP 1.2 message at all: HTTP 400 with a SOAP `Sender` fault.
+//! - An internal failure (store or disk): HTTP 500 with a SOAP 1.2 `Receiver` fault and no
+//!   receipt, so the sender retries; nothing is half-stored.
+//!
+//! Every refusal is logged here with the message id.
+
+use axum::body::Body;
+use axum::response::Response;
+use hyper::StatusCode;
+use hyper::header::CONTENT_TYPE;
+
+use as4gate_ebms::signal::{ErrorSignalSpec, build_error};
+use as4gate_wssec::sign::sign_envelope;
+
+use crate::gateway::Shared;
+use crate::inbound::process::{Rejected, Rejection};
+
+const SOAP_CONTENT_TYPE: &str = "application/soap+xml; charset=UTF-8";
+
+/// The receipt response.
+pub fn receipt(receipt: Vec<u8>) -> Response {
+    soap(StatusCode::OK, receipt)
+}
+
+/// The response for a refused or failed request.
+pub async fn rejection(shared: &Shared, rejected: Rejected) -> Response {
+    let message_id = rejected.message_id.as_deref().unwrap_or("-");
+    match rejected.reason {
+        Rejection::Ebms(error) => {
+            tracing::warn!(
+                message_id,
+                code = error.code.code(),
+                detail = %error.detail,
+                "message refused"
+            );
+            match signed_error(shared, rejected.message_id.as_deref(), error) {
+                Ok(xml) => soap(StatusCode::INTERNAL_SERVER_ERROR, xml.into_bytes()),
+                Err(e) => {
+                    tracing::error!(message_id, error = %format!("{e:#}"), "cannot sign the ebMS error");
+                    fault("Receiver", "internal error while answering")
+                }
+            }
+        }
+        Rejection::Malformed(detail) => {
+            tracing::warn!(message_id, %detail, "request is not an AS4 message");
+            fault("Sender", &detail)
+        }
+        Rejection::Internal(e) => {
+            tracing::error!(message_id, error = %format!("{e:#}"), "message not accepted: internal failure");
+            fault(
+                "Receiver",
+                "the gateway could not store the message; nothing was accepted, please retry",
+            )
+        }
+    }
+}
+
+fn signed_error(
+    shared: &Shared,
+    ref_to: Option<&str>,
+    error: as4gate_ebms::error::EbmsError,
+) -> anyhow::Result<String> {
+    let now = time::OffsetDateTime::now_utc();
+    let spec = ErrorSignalSpec {
+        message_id: crate::inbound::process::new_message_id(
+            &shared.gateway.config.gateway.party_id,
+        ),
+        timestamp: crate::inbound::process::timestamp(now),
+        ref_to_message_id: ref_to.map(str::to_owned),
+        errors: std::slice::from_ref(&error),
+    };
+    let unsigned = build_error(&spec)?;
+    let signed = sign_envelope(&unsigned, &shared.gateway.signing, &[])?;
+    Ok(signed.xml)
+}
+
+fn soap(status: StatusCode, body: Vec<u8>) -> Response {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, SOAP_CONTENT_TYPE)
+        .body(Body::from(body))
+        .unwrap_or_default()
+}
+
+/// A SOAP 1.2 fault; `code` is `Sender` or `Receiver`.
+pub fn fault(code: &str, reason: &str) -> Response {
+    let status = if code == "Sender" {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <env:Envelope xmlns:env=\"http://www.w3.org/2003/05/soap-envelope\"><env:Body><env:Fault>\
+         <env:Code><env:Value>env:{code}</env:Value></env:Code>\
+         <env:Reason><env:Text xml:lang=\"en\">{}</env:Text></env:Reason>\
+         </env:Fault></env:Body></env:Envelope>",
+        escape(reason)
+    );
+    soap(status, xml.into_bytes())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

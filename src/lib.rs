@@ -1,0 +1,19 @@
+//! as4gate: an AS4 (ebMS3, eDelivery AS4 1.15) access point and message gateway.
+//!
+//! This crate is the daemon and its command line. The protocol work lives in sans-I/O crates
+//! (`as4gate-ebms`, `as4gate-wssec`, `as4gate-pmode`); here are the parts that touch the
+//! world: configuration, listeners, the inbound pipeline, the message store and the CLI.
+//! Modules follow a message's path: [`server`] accepts it, [`inbound`] checks, stores and
+//! answers it, [`store`] keeps it.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod inbound;
+pub mod outbound;
+pub mod pem;
+pub mod sample;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,178 @@
+//! Content-addressed payload blobs on disk.
+//!
+//! A blob is named by the SHA-256 of its bytes and lives at `blobs/ab/cdef…` under the data
+//! directory. Writing goes to a temporary file in `blobs/tmp/` while hashing; `commit` fsyncs
+//! the file, renames it into place (atomic on POSIX) and fsyncs the directory, so a blob that a
+//! database row names is always complete on disk. Identical payloads share one file. Temporary
+//! files left by a crash are removed at start ([`BlobStore::open`]). Blobs are written before
+//! the message row that names them (invariant: blob first, then record).
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::digest;
+
+/// The blob directory.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+/// A committed blob: its id (SHA-256 hex) and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRef {
+    /// Lower-case hex SHA-256 of the content.
+    pub id: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the blob directory and removes temporary files a crash left.
+    pub fn open(root: &Path) -> io::Result<BlobStore> {
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&tmp)?;
+        for entry in fs::read_dir(&tmp)? {
+            let _ = fs::remove_file(entry?.path());
+        }
+        Ok(BlobStore {
+            root: root.to_owned(),
+        })
+    }
+
+    /// Starts a new blob.
+    pub fn writer(&self) -> io::Result<BlobWriter> {
+        let file = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(self.root.join("tmp"))?;
+        Ok(BlobWriter {
+            root: self.root.clone(),
+            file,
+            hasher: digest::Context::new(&digest::SHA256),
+            size: 0,
+        })
+    }
+
+    /// Stores `bytes` as a blob.
+    pub fn put(&self, bytes: &[u8]) -> io::Result<BlobRef> {
+        let mut w = self.writer()?;
+        w.write_all(bytes)?;
+        w.commit()
+    }
+
+    /// The path of a committed blob.
+    pub fn path(&self, id: &str) -> io::Result<PathBuf> {
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not a blob id: {id:?}"),
+            ));
+        }
+        Ok(self.root.join(&id[..2]).join(&id[2..]))
+    }
+
+    /// Reads a whole blob (for small blobs such as envelopes) and checks its digest.
+    pub fn read(&self, id: &str) -> io::Result<Vec<u8>> {
+        let bytes = fs::read(self.path(id)?)?;
+        if hex(digest::digest(&digest::SHA256, &bytes).as_ref()) != id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("blob {id} is corrupted (digest mismatch)"),
+            ));
+        }
+        Ok(bytes)
+    }
+}
+
+/// A blob being written; nothing is visible under its id until [`BlobWriter::commit`].
+pub struct BlobWriter {
+    root: PathBuf,
+    file: tempfile::NamedTempFile,
+    hasher: digest::Context,
+    size: u64,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl BlobWriter {
+    /// Makes the blob durable under its content id and returns that id.
+    pub fn commit(mut self) -> io::Result<BlobRef> {
+        self.file.flush()?;
+        self.file.as_file().sync_all()?;
+        let id = hex(self.hasher.finish().as_ref());
+        let dir = self.root.join(&id[..2]);
+        fs::create_dir_all(&dir)?;
+        let target = dir.join(&id[2..]);
+        if target.exists() {
+            // Same content already stored; the temporary file is dropped.
+            return Ok(BlobRef {
+                id,
+                size: self.size,
+            });
+        }
+        self.file.persist(&target).map_err(|e| e.error)?;
+        File::open(&dir)?.sync_all()?;
+        Ok(BlobRef {
+            id,
+            size: self.size,
+        })
+    }
+}
+
+/// Lower-case hex encoding.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_read_and_dedupe() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let a = store.put(b"hello").unwrap();
+        assert_eq!(
+            a.id,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(store.put(b"hello").unwrap(), a);
+        assert_eq!(store.read(&a.id).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn corruption_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let a = store.put(b"payload").unwrap();
+        fs::write(store.path(&a.id).unwrap(), b"tampered").unwrap();
+        let err = store.read(&a.id).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        assert!(store.path("../../etc/passwd").is_err());
+    }
+}

@@ -1,0 +1,470 @@
+//! The message store: SQLite (WAL) for message records and state, content-addressed files for
+//! payloads ([`blobs`]).
+//!
+//! Invariants:
+//! - **Blob first, then record.** Payload and envelope blobs are committed (fsynced and
+//!   renamed) before the transaction that inserts the row naming them.
+//! - **One transaction per accepted message.** The message row, its payload rows, its first
+//!   state-history entry and the signed receipt are inserted together. The receipt is returned
+//!   to the partner only after that commit, so a receipted message survives `kill -9`.
+//! - **Duplicates are detected by MessageId** (the primary key). A second insert of the same id
+//!   changes nothing and yields the stored receipt, which is re-sent unchanged.
+//!
+//! Recovery: SQLite's WAL replays committed transactions on open; blobs without a row (the
+//! process died between blob commit and row commit) are harmless and identical payloads reuse
+//! them. Temporary blob files are removed at open.
+
+pub mod blobs;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+
+use crate::config::SqliteSynchronous;
+
+pub use blobs::{BlobRef, BlobStore};
+
+/// State of an inbound message that was receipted (Domibus: `RECEIVED`).
+pub const STATE_RECEIVED: &str = "RECEIVED";
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Schema migration failed.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A blob could not be written or read.
+    #[error("blob store: {0}")]
+    Blob(#[from] std::io::Error),
+    /// A stored JSON column could not be decoded.
+    #[error("stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// A name/value/type property (message or part property) as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredProperty {
+    /// Property name.
+    pub name: String,
+    /// Property value.
+    pub value: String,
+    /// Optional property type.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none", default)]
+    pub r#type: Option<String>,
+}
+
+/// A payload of a message as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPayload {
+    /// Content-ID of the MIME part (without `cid:` and angle brackets).
+    pub content_id: String,
+    /// The blob holding the (decrypted, decompressed) payload bytes.
+    pub blob: BlobRef,
+    /// `MimeType` part property.
+    pub mime_type: Option<String>,
+    /// `CharacterSet` part property.
+    pub character_set: Option<String>,
+    /// Whether the payload arrived gzip-compressed.
+    pub compressed: bool,
+    /// All part properties as received.
+    pub properties: Vec<StoredProperty>,
+}
+
+/// Everything recorded about one accepted inbound message.
+#[derive(Debug, Clone)]
+pub struct InboundRecord {
+    /// ebMS MessageId.
+    pub message_id: String,
+    /// The P-Mode the message matched.
+    pub pmode_id: String,
+    /// From PartyId value.
+    pub from_party: String,
+    /// From role.
+    pub from_role: String,
+    /// To PartyId value.
+    pub to_party: String,
+    /// To role.
+    pub to_role: String,
+    /// Service value.
+    pub service: String,
+    /// Service type.
+    pub service_type: Option<String>,
+    /// Action.
+    pub action: String,
+    /// ConversationId.
+    pub conversation_id: String,
+    /// AgreementRef value.
+    pub agreement: Option<String>,
+    /// Message partition channel.
+    pub mpc: String,
+    /// RefToMessageId.
+    pub ref_to_message_id: Option<String>,
+    /// MessageInfo/Timestamp as sent.
+    pub message_timestamp: String,
+    /// Message properties.
+    pub message_properties: Vec<StoredProperty>,
+    /// Whether this is an ebMS test-service message (never delivered).
+    pub is_test: bool,
+    /// SHA-256 hex of the signer's certificate, when signed.
+    pub signer_certificate: Option<String>,
+    /// Blob id of the received SOAP envelope.
+    pub envelope_blob: String,
+    /// Payloads in PartInfo order.
+    pub payloads: Vec<StoredPayload>,
+    /// The signed receipt that is returned to the sender.
+    pub receipt: Vec<u8>,
+    /// RFC 3339 time of receipt.
+    pub received_at: String,
+}
+
+/// The result of [`Store::insert_inbound`].
+#[derive(Debug)]
+pub enum InsertOutcome {
+    /// The message is new and now durable.
+    Inserted,
+    /// A message with this MessageId was received before; here is the receipt sent then.
+    Duplicate {
+        /// The original signed receipt.
+        receipt: Vec<u8>,
+    },
+}
+
+/// A row of `messages list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageSummary {
+    /// ebMS MessageId.
+    pub message_id: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// Current state.
+    pub state: String,
+    /// From party.
+    pub from_party: String,
+    /// To party.
+    pub to_party: String,
+    /// Service.
+    pub service: String,
+    /// Action.
+    pub action: String,
+    /// Time received.
+    pub received_at: String,
+}
+
+/// One state-history entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateChange {
+    /// The state entered.
+    pub state: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Why, when known.
+    pub detail: Option<String>,
+}
+
+/// Everything `messages show` prints.
+#[derive(Debug, Clone)]
+pub struct MessageDetail {
+    /// The stored record (receipt included).
+    pub record: InboundRecord,
+    /// Current state.
+    pub state: String,
+    /// State history, oldest first.
+    pub history: Vec<StateChange>,
+}
+
+/// The SQLite message store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub async fn open(path: &Path, synchronous: SqliteSynchronous) -> Result<Store, StoreError> {
+        let sync = match synchronous {
+            SqliteSynchronous::Full => sqlx::sqlite::SqliteSynchronous::Full,
+            SqliteSynchronous::Normal => sqlx::sqlite::SqliteSynchronous::Normal,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// The stored receipt of a message already received, if any.
+    pub async fn receipt_of(&self, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT receipt FROM messages WHERE message_id = ?")
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
+    }
+
+    /// Inserts an accepted inbound message with its payloads, first state and receipt in one
+    /// transaction. Blobs must already be committed.
+    pub async fn insert_inbound(&self, rec: &InboundRecord) -> Result<InsertOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO messages (message_id, direction, state, pmode_id, from_party, from_role,
+                 to_party, to_role, service, service_type, action, conversation_id, agreement, mpc,
+                 ref_to_message_id, message_timestamp, message_properties, is_test,
+                 signer_certificate, envelope_blob, receipt, received_at)
+             VALUES (?, 'inbound', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(&rec.message_id)
+        .bind(STATE_RECEIVED)
+        .bind(&rec.pmode_id)
+        .bind(&rec.from_party)
+        .bind(&rec.from_role)
+        .bind(&rec.to_party)
+        .bind(&rec.to_role)
+        .bind(&rec.service)
+        .bind(&rec.service_type)
+        .bind(&rec.action)
+        .bind(&rec.conversation_id)
+        .bind(&rec.agreement)
+        .bind(&rec.mpc)
+        .bind(&rec.ref_to_message_id)
+        .bind(&rec.message_timestamp)
+        .bind(serde_json::to_string(&rec.message_properties)?)
+        .bind(rec.is_test)
+        .bind(&rec.signer_certificate)
+        .bind(&rec.envelope_blob)
+        .bind(&rec.receipt)
+        .bind(&rec.received_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            let receipt: Vec<u8> =
+                sqlx::query_scalar("SELECT receipt FROM messages WHERE message_id = ?")
+                    .bind(&rec.message_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.rollback().await?;
+            return Ok(InsertOutcome::Duplicate { receipt });
+        }
+        for (position, p) in rec.payloads.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO payloads (message_id, position, content_id, blob, size, mime_type,
+                     character_set, compressed, properties)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&rec.message_id)
+            .bind(position as i64)
+            .bind(&p.content_id)
+            .bind(&p.blob.id)
+            .bind(p.blob.size as i64)
+            .bind(&p.mime_type)
+            .bind(&p.character_set)
+            .bind(p.compressed)
+            .bind(serde_json::to_string(&p.properties)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO state_history (message_id, seq, state, at, detail) VALUES (?, 0, ?, ?, ?)",
+        )
+        .bind(&rec.message_id)
+        .bind(STATE_RECEIVED)
+        .bind(&rec.received_at)
+        .bind(if rec.is_test {
+            Some("ebMS test service: receipted, not delivered")
+        } else {
+            None
+        })
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(InsertOutcome::Inserted)
+    }
+
+    /// The newest messages first.
+    pub async fn list(&self, limit: u32) -> Result<Vec<MessageSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT message_id, direction, state, from_party, to_party, service, action, received_at
+             FROM messages ORDER BY received_at DESC, message_id LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| MessageSummary {
+                message_id: r.get(0),
+                direction: r.get(1),
+                state: r.get(2),
+                from_party: r.get(3),
+                to_party: r.get(4),
+                service: r.get(5),
+                action: r.get(6),
+                received_at: r.get(7),
+            })
+            .collect())
+    }
+
+    /// One message with payloads and history.
+    pub async fn message(&self, message_id: &str) -> Result<Option<MessageDetail>, StoreError> {
+        let Some(r) = sqlx::query(
+            "SELECT message_id, state, pmode_id, from_party, from_role, to_party, to_role, service,
+                 service_type, action, conversation_id, agreement, mpc, ref_to_message_id,
+                 message_timestamp, message_properties, is_test, signer_certificate, envelope_blob,
+                 receipt, received_at
+             FROM messages WHERE message_id = ?",
+        )
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let payload_rows = sqlx::query(
+            "SELECT content_id, blob, size, mime_type, character_set, compressed, properties
+             FROM payloads WHERE message_id = ? ORDER BY position",
+        )
+        .bind(message_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut payloads = Vec::with_capacity(payload_rows.len());
+        for p in payload_rows {
+            payloads.push(StoredPayload {
+                content_id: p.get(0),
+                blob: BlobRef {
+                    id: p.get(1),
+                    size: p.get::<i64, _>(2) as u64,
+                },
+                mime_type: p.get(3),
+                character_set: p.get(4),
+                compressed: p.get(5),
+                properties: serde_json::from_str(p.get::<&str, _>(6))?,
+            });
+        }
+        let history = sqlx::query(
+            "SELECT state, at, detail FROM state_history WHERE message_id = ? ORDER BY seq",
+        )
+        .bind(message_id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|h| StateChange {
+            state: h.get(0),
+            at: h.get(1),
+            detail: h.get(2),
+        })
+        .collect();
+        let record = InboundRecord {
+            message_id: r.get(0),
+            pmode_id: r.get(2),
+            from_party: r.get(3),
+            from_role: r.get(4),
+            to_party: r.get(5),
+            to_role: r.get(6),
+            service: r.get(7),
+            service_type: r.get(8),
+            action: r.get(9),
+            conversation_id: r.get(10),
+            agreement: r.get(11),
+            mpc: r.get(12),
+            ref_to_message_id: r.get(13),
+            message_timestamp: r.get(14),
+            message_properties: serde_json::from_str(r.get::<&str, _>(15))?,
+            is_test: r.get(16),
+            signer_certificate: r.get(17),
+            envelope_blob: r.get(18),
+            payloads,
+            receipt: r.get(19),
+            received_at: r.get(20),
+        };
+        Ok(Some(MessageDetail {
+            record,
+            state: r.get(1),
+            history,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, receipt: &[u8]) -> InboundRecord {
+        InboundRecord {
+            message_id: id.into(),
+            pmode_id: "p".into(),
+            from_party: "blue_gw".into(),
+            from_role: "init".into(),
+            to_party: "red_gw".into(),
+            to_role: "resp".into(),
+            service: "svc".into(),
+            service_type: None,
+            action: "act".into(),
+            conversation_id: "c".into(),
+            agreement: None,
+            mpc: "mpc".into(),
+            ref_to_message_id: None,
+            message_timestamp: "2026-11-23T00:00:00Z".into(),
+            message_properties: vec![StoredProperty {
+                name: "originalSender".into(),
+                value: "x".into(),
+                r#type: Some("t".into()),
+            }],
+            is_test: false,
+            signer_certificate: None,
+            envelope_blob: "00".repeat(32),
+            payloads: vec![StoredPayload {
+                content_id: "p1@x".into(),
+                blob: BlobRef {
+                    id: "11".repeat(32),
+                    size: 3,
+                },
+                mime_type: Some("application/xml".into()),
+                character_set: None,
+                compressed: true,
+                properties: vec![],
+            }],
+            receipt: receipt.to_vec(),
+            received_at: "2026-11-23T00:00:01Z".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn insert_show_and_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), SqliteSynchronous::Full)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.insert_inbound(&record("m1", b"R1")).await.unwrap(),
+            InsertOutcome::Inserted
+        ));
+        match store.insert_inbound(&record("m1", b"R2")).await.unwrap() {
+            InsertOutcome::Duplicate { receipt } => assert_eq!(receipt, b"R1"),
+            other => panic!("expected duplicate, got {other:?}"),
+        }
+        let detail = store.message("m1").await.unwrap().unwrap();
+        assert_eq!(detail.state, STATE_RECEIVED);
+        assert_eq!(detail.record.payloads.len(), 1);
+        assert_eq!(detail.record.message_properties[0].name, "originalSender");
+        assert_eq!(detail.history.len(), 1);
+        assert_eq!(store.list(10).await.unwrap().len(), 1);
+        assert_eq!(store.receipt_of("m1").await.unwrap().unwrap(), b"R1");
+        assert!(store.receipt_of("nope").await.unwrap().is_none());
+    }
+}

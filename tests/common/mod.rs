@@ -1,0 +1,214 @@
+//! Shared harness for the end-to-end tests: a gateway (red_gw) on loopback with its own data
+//! directory, the sample P-Modes plus test-only ones, the committed test PKI, and a sender
+//! (blue_gw, or an impostor) that composes messages with the gateway's own composer.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+
+use as4gate::config::Config;
+use as4gate::gateway::{Running, start};
+use as4gate::outbound::compose::{Composed, Outgoing, OutgoingPayload, SenderKeys, compose};
+use as4gate_pmode::PMode;
+use as4gate_wssec::sign::SigningIdentity;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A path in the test PKI.
+pub fn pki(rel: &str) -> PathBuf {
+    repo().join("test-pki").join(rel)
+}
+
+/// A sign-only P-Mode (no encryption, no compression) used to reach the signature and
+/// decompression checks with plaintext attachments.
+pub const SIGN_ONLY_PMODE: &str = r#"
+[pmode]
+id = "blue-to-red-sign-only"
+mep = "one-way"
+binding = "push"
+[pmode.agreement]
+value = "urn:as4gate:agreements:sample"
+[pmode.initiator]
+party_id = "blue_gw"
+party_type = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
+role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/initiator"
+[pmode.responder]
+party_id = "red_gw"
+party_type = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
+role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/responder"
+[pmode.business]
+service = "urn:as4gate:services:test-documents"
+service_type = "urn:as4gate:service-type"
+action = "SubmitSignedOnly"
+[pmode.security]
+profile = "edelivery-as4-1.15"
+sign = true
+encrypt = false
+[pmode.payload]
+compress = false
+"#;
+
+/// Writes a gateway configuration (red_gw receiving from blue_gw) into `dir` and returns its
+/// path. `extra` is appended verbatim (for example a `[limits]` table).
+pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let repo = repo();
+    let pmodes = dir.join("pmodes");
+    std::fs::create_dir_all(&pmodes).unwrap();
+    for name in ["blue-to-red.toml", "ping.toml"] {
+        std::fs::copy(repo.join("samples/pmodes").join(name), pmodes.join(name)).unwrap();
+    }
+    std::fs::write(pmodes.join("sign-only.toml"), SIGN_ONLY_PMODE).unwrap();
+    let text = format!(
+        r#"
+data_dir = "{data}"
+pmodes_dir = "{pmodes}"
+
+[gateway]
+party_id = "red_gw"
+signing_certificate = "{repo}/test-pki/red_gw/rsa.crt"
+signing_key = "{repo}/test-pki/red_gw/rsa.key"
+trust_anchors = ["{repo}/test-pki/ca/ca.crt"]
+
+[listen]
+http = "127.0.0.1:0"
+
+[[partner]]
+party_id = "blue_gw"
+signing_certificates = ["{repo}/test-pki/blue_gw/rsa.crt"]
+
+{extra}
+"#,
+        data = dir.join("data").display(),
+        pmodes = pmodes.display(),
+        repo = repo.display(),
+    );
+    let path = dir.join("as4gate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A gateway running in this process.
+pub struct TestGateway {
+    pub dir: tempfile::TempDir,
+    pub running: Running,
+}
+
+impl TestGateway {
+    /// Starts a gateway with the default test configuration plus `extra`.
+    pub async fn start(extra: &str) -> TestGateway {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(&write_config(dir.path(), extra)).expect("test config");
+        let running = start(config).await.expect("gateway starts");
+        TestGateway { dir, running }
+    }
+
+    /// The AS4 endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/as4", self.running.http.unwrap())
+    }
+
+    /// Posts a composed message; returns status and body.
+    pub async fn send(&self, composed: &Composed) -> (u16, String) {
+        let (content_type, body) = composed.to_mime("MIMEBoundary_test_0123456789").unwrap();
+        post(&self.url(), &content_type, body).await
+    }
+}
+
+/// POSTs `body` with `content_type`; returns the status and the response body.
+pub async fn post(url: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
+    as4gate::sample::post(url, content_type, body)
+        .await
+        .expect("HTTP exchange")
+}
+
+/// A sender: a P-Mode and the signing identity of the party that plays the initiator.
+pub struct Sender {
+    pub pmode: PMode,
+    pub signing: SigningIdentity,
+    pub receiver_certificate: Vec<u8>,
+}
+
+impl Sender {
+    /// blue_gw with its RSA key, under the sample P-Mode file `pmode` (in samples/pmodes or
+    /// the sign-only test P-Mode when `pmode` is "sign-only").
+    pub fn blue(pmode: &str) -> Sender {
+        Sender::with_key(pmode, "blue_gw/rsa")
+    }
+
+    /// A sender claiming to be blue_gw but signing with `key` (e.g. "mallory/rsa",
+    /// "blue_gw/rsa-expired").
+    pub fn with_key(pmode: &str, key: &str) -> Sender {
+        let pmode = if pmode == "sign-only" {
+            PMode::from_toml_str(SIGN_ONLY_PMODE, Path::new("sign-only.toml")).unwrap()
+        } else {
+            PMode::load_file(&repo().join("samples/pmodes").join(format!("{pmode}.toml"))).unwrap()
+        };
+        let cert = as4gate::pem::certificates(&pki(&format!("{key}.crt"))).unwrap();
+        let der = as4gate::pem::pkcs8_key(&pki(&format!("{key}.key"))).unwrap();
+        let signing = SigningIdentity::from_pkcs8_der(&der, &cert[0], vec![]).unwrap();
+        let receiver_certificate = as4gate::pem::certificates(&pki("red_gw/rsa.crt"))
+            .unwrap()
+            .remove(0);
+        Sender {
+            pmode,
+            signing,
+            receiver_certificate,
+        }
+    }
+
+    /// Composes a message with `payloads` (content id, mime type, bytes).
+    pub fn compose(&self, message_id: &str, payloads: Vec<OutgoingPayload>) -> Composed {
+        compose(
+            &Outgoing {
+                pmode: &self.pmode,
+                message_id: message_id.to_owned(),
+                conversation_id: "conversation-1".to_owned(),
+                properties: vec![],
+                payloads,
+                now: time::OffsetDateTime::now_utc(),
+            },
+            &SenderKeys {
+                signing: &self.signing,
+                receiver_certificate: Some(&self.receiver_certificate),
+            },
+        )
+        .unwrap()
+    }
+}
+
+/// A plain payload.
+pub fn payload(n: usize, mime_type: &str, content: &[u8]) -> OutgoingPayload {
+    OutgoingPayload {
+        content_id: format!("payload-{n}@as4gate.test"),
+        mime_type: mime_type.to_owned(),
+        character_set: None,
+        content: content.to_vec(),
+        already_compressed: false,
+    }
+}
+
+/// The `errorCode` of an ebMS error signal in `body`, if any.
+pub fn error_code(body: &str) -> Option<String> {
+    let at = body.find("errorCode=\"")? + "errorCode=\"".len();
+    Some(body[at..at + 9].to_owned())
+}
+
+/// Asserts an HTTP 500 ebMS error with `code`; returns the body for further checks.
+pub fn assert_ebms_error(answer: &(u16, String), code: &str) {
+    assert_eq!(
+        error_code(&answer.1).as_deref(),
+        Some(code),
+        "expected {code}, got HTTP {} {}",
+        answer.0,
+        answer.1
+    );
+    assert_eq!(answer.0, 500, "{}", answer.1);
+    assert!(
+        answer.1.contains("<ds:SignatureValue>") || answer.1.contains(":SignatureValue>"),
+        "error signals must be signed: {}",
+        answer.1
+    );
+}
