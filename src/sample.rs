@@ -1,6 +1,7 @@
 //! `as4gate send-sample`: play the partner `blue_gw` with the committed test PKI — compose a
 //! signed, compressed and encrypted message to `red_gw` per a sample P-Mode, POST it to a
-//! running gateway and print the answer (the signed receipt, or the ebMS error).
+//! running gateway and print the answer (the signed receipt, or the ebMS error), or write it
+//! to a file (`--out`; that is how `samples/messages/` is made).
 
 use std::path::PathBuf;
 
@@ -45,6 +46,9 @@ pub struct SendSampleArgs {
     /// Receiver encryption certificate (PEM).
     #[arg(long)]
     receiver_certificate: Option<PathBuf>,
+    /// Write the message to FILE (the MIME body) and FILE.content-type instead of sending it.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 /// Runs `send-sample`.
@@ -107,6 +111,14 @@ pub fn send_sample(args: &SendSampleArgs) -> anyhow::Result<()> {
     )?;
     let boundary = format!("MIMEBoundary_{}", uuid::Uuid::new_v4().simple());
     let (content_type, body) = composed.to_mime(&boundary)?;
+    if let Some(out) = &args.out {
+        std::fs::write(out, &body).with_context(|| format!("writing {}", out.display()))?;
+        let mut header = out.clone().into_os_string();
+        header.push(".content-type");
+        std::fs::write(&header, &content_type)?;
+        println!("wrote {message_id} to {} (+ .content-type)", out.display());
+        return Ok(());
+    }
     println!(
         "sending {message_id} under P-Mode {} to {}",
         pmode.id, args.url
