@@ -12,6 +12,11 @@
 //!   direct child of the `Header` (a second copy anywhere is a wrapping attempt);
 //! * at most one `wsse:Security` header block, and it must be addressed to us
 //!   (no `S12:role`, or the `ultimateReceiver` role).
+//!
+//! [`EnvelopeNodes::not_understood_headers`] lists other header blocks that
+//! demand processing (`S12:mustUnderstand="true"`, addressed to us); SOAP 1.2
+//! §5.4.8 requires answering those with an `env:MustUnderstand` fault, which is a
+//! SOAP-level decision left to the daemon.
 
 use uppsala::{Document, NodeId};
 
@@ -75,6 +80,31 @@ impl EnvelopeNodes {
             messaging,
             security,
         })
+    }
+}
+
+impl EnvelopeNodes {
+    /// Header blocks other than `eb:Messaging` and `wsse:Security` that carry
+    /// `S12:mustUnderstand="true"` (or `"1"`) and are addressed to this node
+    /// (no role, `next` or `ultimateReceiver`). Non-empty means the daemon must
+    /// answer with a SOAP `env:MustUnderstand` fault.
+    pub fn not_understood_headers(&self, doc: &Document<'_>) -> Vec<NodeId> {
+        doc.children_iter(self.header)
+            .filter(|&id| doc.element(id).is_some())
+            .filter(|&id| id != self.messaging && Some(id) != self.security)
+            .filter(|&id| {
+                matches!(
+                    attribute_ns(doc, id, ns::SOAP12_ENV, "mustUnderstand").map(str::trim),
+                    Some("true" | "1")
+                )
+            })
+            .filter(|&id| {
+                matches!(
+                    attribute_ns(doc, id, ns::SOAP12_ENV, "role"),
+                    None | Some(ns::SOAP12_ROLE_NEXT | ns::SOAP12_ROLE_ULTIMATE_RECEIVER)
+                )
+            })
+            .collect()
     }
 }
 
@@ -151,16 +181,49 @@ mod tests {
     }
 
     #[test]
+    fn not_understood_headers() {
+        let xml = format!(
+            r#"{HEAD}<S:Header><eb:Messaging S:mustUnderstand="true"/><a S:mustUnderstand="true"/><b S:mustUnderstand="false"/><c S:mustUnderstand="1" S:role="http://www.w3.org/2003/05/soap-envelope/role/next"/><d S:mustUnderstand="true" S:role="urn:other"/></S:Header><S:Body/></S:Envelope>"#
+        );
+        let doc = crate::xml::parse(&xml, &Limits::default()).unwrap();
+        let n = EnvelopeNodes::locate(&doc).unwrap();
+        let names: Vec<String> = n
+            .not_understood_headers(&doc)
+            .into_iter()
+            .map(|id| display_name(&doc, id))
+            .collect();
+        assert_eq!(names, ["a", "c"]);
+    }
+
+    #[test]
     fn refusals() {
         assert!(detail(r#"<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Header/><S:Body/></S:Envelope>"#).contains("SOAP 1.1"));
         assert!(detail("<Envelope/>").contains("not a SOAP 1.2"));
-        assert!(detail(&format!("{HEAD}<S:Body/><S:Header/></S:Envelope>")).contains("exactly one Header"));
-        assert!(detail(&format!("{HEAD}<S:Header/><S:Body/><S:Body/></S:Envelope>")).contains("exactly one Header"));
-        assert!(detail(&format!("{HEAD}<S:Header/><S:Body/></S:Envelope>")).contains("no eb:Messaging"));
+        assert!(
+            detail(&format!("{HEAD}<S:Body/><S:Header/></S:Envelope>"))
+                .contains("exactly one Header")
+        );
+        assert!(
+            detail(&format!("{HEAD}<S:Header/><S:Body/><S:Body/></S:Envelope>"))
+                .contains("exactly one Header")
+        );
+        assert!(
+            detail(&format!("{HEAD}<S:Header/><S:Body/></S:Envelope>")).contains("no eb:Messaging")
+        );
         assert!(detail(&format!("{HEAD}<S:Header><eb:Messaging/></S:Header><S:Body><eb:Messaging/></S:Body></S:Envelope>")).contains("2 eb:Messaging"));
-        assert!(detail(&format!("{HEAD}<S:Header><x><eb:Messaging/></x></S:Header><S:Body/></S:Envelope>")).contains("not a direct child"));
+        assert!(
+            detail(&format!(
+                "{HEAD}<S:Header><x><eb:Messaging/></x></S:Header><S:Body/></S:Envelope>"
+            ))
+            .contains("not a direct child")
+        );
         assert!(detail(&format!("{HEAD}<S:Header><wsse:Security/><wsse:Security/><eb:Messaging/></S:Header><S:Body/></S:Envelope>")).contains("2 wsse:Security"));
         assert!(detail(&format!(r#"{HEAD}<S:Header><wsse:Security S:role="other"/><eb:Messaging/></S:Header><S:Body/></S:Envelope>"#)).contains("role"));
-        assert!(detail(&format!("{HEAD}text<S:Header><eb:Messaging/></S:Header><S:Body/></S:Envelope>")).contains("unexpected text"));
+        assert!(
+            detail(&format!(
+                "{HEAD}text<S:Header><eb:Messaging/></S:Header><S:Body/></S:Envelope>"
+            ))
+            .contains("unexpected text")
+        );
     }
 }

@@ -294,7 +294,10 @@ mod tests {
         assert_eq!(c.short_description(), "DecompressionFailure");
         assert_eq!(c.severity(), Severity::Failure);
         assert_eq!(c.category(), Category::Communication);
-        assert_eq!(ErrorCode::EmptyMessagePartitionChannel.severity(), Severity::Warning);
+        assert_eq!(
+            ErrorCode::EmptyMessagePartitionChannel.severity(),
+            Severity::Warning
+        );
         assert_eq!(ErrorCode::InvalidHeader.category(), Category::Unpackaging);
         assert_eq!(ErrorCode::FailedAuthentication.origin(), "security");
         assert_eq!(ErrorCode::DeliveryFailure.origin(), "reliability");

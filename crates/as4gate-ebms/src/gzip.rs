@@ -70,15 +70,16 @@ impl<W: Write> Write for CapWriter<W> {
             self.exceeded = true;
             return Err(io::Error::other("decompression cap exceeded"));
         }
-        let n = self.inner.write(buf).inspect_err(|_| self.sink_failed = true)?;
+        let n = self
+            .inner
+            .write(buf)
+            .inspect_err(|_| self.sink_failed = true)?;
         self.written += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner
-            .flush()
-            .inspect_err(|_| self.sink_failed = true)
+        self.inner.flush().inspect_err(|_| self.sink_failed = true)
     }
 }
 

@@ -10,6 +10,7 @@
 //! envelopes ([`signal`]). It performs no I/O of its own: bytes come in through
 //! slices, `Read` and `Write`; time and identifiers are passed in by the caller.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod dom;
 pub mod envelope;

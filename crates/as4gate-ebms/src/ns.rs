@@ -14,6 +14,8 @@ pub const SOAP11_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 /// SOAP 1.2 `ultimateReceiver` role (equivalent to an absent `role` attribute).
 pub const SOAP12_ROLE_ULTIMATE_RECEIVER: &str =
     "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver";
+/// SOAP 1.2 `next` role (every SOAP node, us included, acts in it).
+pub const SOAP12_ROLE_NEXT: &str = "http://www.w3.org/2003/05/soap-envelope/role/next";
 /// Media type of a SOAP 1.2 envelope (the MIME root part of an AS4 message).
 pub const SOAP12_MEDIA_TYPE: &str = "application/soap+xml";
 /// The `xml:` namespace (for `xml:lang`).
@@ -35,7 +37,8 @@ pub const DEFAULT_INITIATOR_ROLE: &str =
 pub const DEFAULT_RESPONDER_ROLE: &str =
     "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/responder";
 /// ebMS 3.0 test service (ebMS3 core §5.2.2.8): messages to it are not delivered.
-pub const TEST_SERVICE: &str = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/service";
+pub const TEST_SERVICE: &str =
+    "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/service";
 /// ebMS 3.0 test action (ebMS3 core §5.2.2.9), used together with [`TEST_SERVICE`].
 pub const TEST_ACTION: &str = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/test";
 /// AS4 compression type part property value (AS4 profile §3.1).
@@ -71,11 +74,9 @@ pub const SKI_VALUE_TYPE: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-2
 // ---- WSS SwA profile 1.1.1 -------------------------------------------------
 
 /// SwA transform: digest attachment content only (used by AS4).
-pub const SWA_ATTACHMENT_CONTENT_SIGNATURE_TRANSFORM: &str =
-    "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Content-Signature-Transform";
+pub const SWA_ATTACHMENT_CONTENT_SIGNATURE_TRANSFORM: &str = "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Content-Signature-Transform";
 /// SwA transform: digest attachment MIME headers and content.
-pub const SWA_ATTACHMENT_COMPLETE_SIGNATURE_TRANSFORM: &str =
-    "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Complete-Signature-Transform";
+pub const SWA_ATTACHMENT_COMPLETE_SIGNATURE_TRANSFORM: &str = "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Complete-Signature-Transform";
 /// SwA transform: the attachment ciphertext as the cipher-reference source.
 pub const SWA_ATTACHMENT_CIPHERTEXT_TRANSFORM: &str =
     "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Ciphertext-Transform";

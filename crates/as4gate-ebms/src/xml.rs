@@ -62,6 +62,14 @@ pub fn reject_doctype(input: &[u8]) -> Result<(), EbmsError> {
     Ok(())
 }
 
+/// The envelope bytes as text: a UTF-8 byte-order mark is skipped, anything
+/// that is not UTF-8 is refused (EBMS:0009; AS4 envelopes are UTF-8).
+pub fn envelope_text(bytes: &[u8]) -> Result<&str, EbmsError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes)
+        .map_err(|e| EbmsError::invalid_header(format!("SOAP envelope is not UTF-8: {e}")))
+}
+
 /// Parses `input` into a namespace-aware DOM with DTDs forbidden and the depth
 /// capped at `limits.max_xml_depth`; also enforces `limits.max_envelope_bytes`.
 /// Runs [`reject_doctype`] first. All failures are EBMS:0009.
@@ -79,7 +87,9 @@ pub fn parse<'a>(input: &'a str, limits: &Limits) -> Result<Document<'a>, EbmsEr
         .with_forbid_entities(true)
         .with_max_depth(limits.max_xml_depth)
         .parse(input)
-        .map_err(|e| EbmsError::invalid_header(format!("SOAP envelope is not well-formed XML: {e}")))
+        .map_err(|e| {
+            EbmsError::invalid_header(format!("SOAP envelope is not well-formed XML: {e}"))
+        })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -97,8 +107,8 @@ mod tests {
 
     #[test]
     fn doctype_refused() {
-        let e = reject_doctype(b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]><x/>")
-            .unwrap_err();
+        let e =
+            reject_doctype(b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]><x/>").unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidHeader);
         assert!(e.detail.contains("DTD"));
         let e = reject_doctype(b"<x><!ENTITY a 'b'></x>").unwrap_err();
@@ -121,6 +131,14 @@ mod tests {
         assert_eq!(e.code, ErrorCode::InvalidHeader);
         let shallow = format!("{}{}", "<a>".repeat(60), "</a>".repeat(60));
         parse(&shallow, &limits).unwrap();
+    }
+
+    #[test]
+    fn envelope_text_strips_bom_and_refuses_non_utf8() {
+        assert_eq!(envelope_text(b"\xEF\xBB\xBF<a/>").unwrap(), "<a/>");
+        let e = envelope_text(b"<a>\xff</a>").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidHeader);
+        assert!(e.detail.contains("not UTF-8"));
     }
 
     #[test]

@@ -60,7 +60,10 @@ impl MultipartRelated {
             }
         }
         if !rest.trim().is_empty() {
-            return Err(bad(format!("unexpected text {:?} in Content-Type", rest.trim())));
+            return Err(bad(format!(
+                "unexpected text {:?} in Content-Type",
+                rest.trim()
+            )));
         }
         let boundary = boundary.ok_or_else(|| bad("multipart/related without boundary".into()))?;
         if !is_valid_boundary(&boundary) {
@@ -151,7 +154,10 @@ mod tests {
             ("multipart/related; boundary", "without '='"),
             ("multipart/related; boundary=\"abc", "unterminated"),
             ("multipart/related; boundary=", "empty parameter"),
-            ("multipart/related; boundary=\"abc \"", "invalid MIME boundary"),
+            (
+                "multipart/related; boundary=\"abc \"",
+                "invalid MIME boundary",
+            ),
             ("multipart/related; boundary=abc x", "unexpected text"),
         ] {
             let e = MultipartRelated::parse(input).unwrap_err();
@@ -159,6 +165,11 @@ mod tests {
             assert!(e.detail.contains(needle), "{input}: {}", e.detail);
         }
         let long = format!("multipart/related; boundary={}", "a".repeat(71));
-        assert!(MultipartRelated::parse(&long).unwrap_err().detail.contains("invalid MIME boundary"));
+        assert!(
+            MultipartRelated::parse(&long)
+                .unwrap_err()
+                .detail
+                .contains("invalid MIME boundary")
+        );
     }
 }

@@ -102,7 +102,10 @@ mod tests {
             b"Content-Type: application/soap+xml;\r\n\tcharset=UTF-8\r\nContent-ID: <root@x>\r\ncontent-transfer-encoding: Binary",
         )
         .unwrap();
-        assert_eq!(h.content_type.as_deref(), Some("application/soap+xml; charset=UTF-8"));
+        assert_eq!(
+            h.content_type.as_deref(),
+            Some("application/soap+xml; charset=UTF-8")
+        );
         assert_eq!(h.content_id.as_deref(), Some("root@x"));
         assert_eq!(h.content_transfer_encoding.as_deref(), Some("binary"));
         assert_eq!(h.headers.len(), 3);

@@ -15,8 +15,8 @@ mod splitter;
 mod writer;
 
 pub use content_type::MultipartRelated;
-pub use headers::PartHeaders;
-pub use splitter::{MultipartSplitter, PartSink};
+pub use headers::{ACCEPTED_TRANSFER_ENCODINGS, PartHeaders};
+pub use splitter::{MAX_TRANSPORT_PADDING, MultipartSplitter, PROCESS_STEP, PartSink};
 pub use writer::MultipartWriter;
 
 /// Longest boundary RFC 2046 allows (§5.1.1: 1 to 70 characters).

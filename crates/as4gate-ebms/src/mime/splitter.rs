@@ -344,12 +344,18 @@ mod tests {
         };
         let mut s = MultipartSplitter::new("b", &limits).unwrap();
         let e = s
-            .push(b"--b\r\n\r\nx\r\n--b\r\n\r\ny\r\n--b--", &mut Collect::default())
+            .push(
+                b"--b\r\n\r\nx\r\n--b\r\n\r\ny\r\n--b--",
+                &mut Collect::default(),
+            )
             .unwrap_err();
         assert!(e.detail.contains("more than 1 MIME parts"));
         let mut s = MultipartSplitter::new("b", &limits).unwrap();
         let e = s
-            .push(b"--b\r\nContent-Type: text/plain\r\n\r\n", &mut Collect::default())
+            .push(
+                b"--b\r\nContent-Type: text/plain\r\n\r\n",
+                &mut Collect::default(),
+            )
             .unwrap_err();
         assert!(e.detail.contains("exceeds 16 bytes"));
         // Without a header terminator the buffer is still bounded.

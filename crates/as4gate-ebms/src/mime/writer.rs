@@ -54,10 +54,7 @@ impl<W: Write> MultipartWriter<W> {
             return Err(invalid("root part written twice".into()));
         }
         let cid = self.root_content_id.clone();
-        self.part_header(
-            &cid,
-            &format!("{}; charset=UTF-8", ns::SOAP12_MEDIA_TYPE),
-        )?;
+        self.part_header(&cid, &format!("{}; charset=UTF-8", ns::SOAP12_MEDIA_TYPE))?;
         self.out.write_all(envelope)?;
         self.root_written = true;
         Ok(())
@@ -143,7 +140,15 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         w.write_root(b"x").unwrap();
-        assert!(w.write_attachment("a", "text/plain\r\nX: y", &mut &b""[..]).is_err());
-        assert!(MultipartWriter::new(Vec::new(), "b", "r").unwrap().finish().is_err());
+        assert!(
+            w.write_attachment("a", "text/plain\r\nX: y", &mut &b""[..])
+                .is_err()
+        );
+        assert!(
+            MultipartWriter::new(Vec::new(), "b", "r")
+                .unwrap()
+                .finish()
+                .is_err()
+        );
     }
 }

@@ -47,7 +47,9 @@ fn id_left_len(bytes: &[u8]) -> Option<usize> {
 }
 
 fn is_dot_atom_text(s: &[u8]) -> bool {
-    !s.is_empty() && s.split(|&b| b == b'.').all(|atom| !atom.is_empty() && atom.iter().all(|&b| is_atext(b)))
+    !s.is_empty()
+        && s.split(|&b| b == b'.')
+            .all(|atom| !atom.is_empty() && atom.iter().all(|&b| is_atext(b)))
 }
 
 fn is_atext(b: u8) -> bool {
@@ -88,9 +90,13 @@ pub(crate) fn is_xs_date_time(value: &str) -> bool {
     let rest = &b[year_len..];
     let fixed = |s: &[u8], pattern: &[u8]| {
         s.len() >= pattern.len()
-            && s.iter()
-                .zip(pattern)
-                .all(|(&c, &p)| if p == b'9' { c.is_ascii_digit() } else { c == p })
+            && s.iter().zip(pattern).all(|(&c, &p)| {
+                if p == b'9' {
+                    c.is_ascii_digit()
+                } else {
+                    c == p
+                }
+            })
     };
     if !fixed(rest, b"-99-99T99:99:99") {
         return false;
@@ -103,7 +109,12 @@ pub(crate) fn is_xs_date_time(value: &str) -> bool {
         two(&rest[10..12]),
         two(&rest[13..15]),
     );
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 24 || minute > 59 || second > 59 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 24
+        || minute > 59
+        || second > 59
+    {
         return false;
     }
     let mut tail = &rest[15..];
@@ -139,7 +150,10 @@ mod tests {
 
     #[test]
     fn lenient_ids() {
-        assert!(is_acceptable_message_id("49267c79-d822-45d9-aa91-c57b3ca508db", 255));
+        assert!(is_acceptable_message_id(
+            "49267c79-d822-45d9-aa91-c57b3ca508db",
+            255
+        ));
         assert!(is_acceptable_message_id("1", 255));
         assert!(!is_acceptable_message_id("", 255));
         assert!(!is_acceptable_message_id("<a@b>", 255));
@@ -174,7 +188,9 @@ mod tests {
 
     #[test]
     fn uris() {
-        assert!(looks_like_uri("urn:oasis:names:tc:ebcore:partyid-type:unregistered"));
+        assert!(looks_like_uri(
+            "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
+        ));
         assert!(looks_like_uri("http://x/y"));
         assert!(!looks_like_uri("APP_000001"));
         assert!(!looks_like_uri("1x:y"));

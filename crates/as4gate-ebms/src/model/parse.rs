@@ -438,7 +438,9 @@ impl<'p, 'a> Parser<'p, 'a> {
             (Some(href), None) => {
                 return Err(EbmsError::new(
                     ErrorCode::ExternalPayloadError,
-                    format!("eb:PartInfo href {href:?} is not a cid: reference to a MIME attachment"),
+                    format!(
+                        "eb:PartInfo href {href:?} is not a cid: reference to a MIME attachment"
+                    ),
                 ));
             }
             (Some(_), Some("")) => {
@@ -544,9 +546,17 @@ impl<'p, 'a> Parser<'p, 'a> {
     fn receipt(&self, id: NodeId) -> Result<Receipt, EbmsError> {
         let children = element_children(self.doc, id)?;
         let Some(&first) = children.first() else {
-            return Err(EbmsError::new(ErrorCode::InvalidReceipt, "eb:Receipt is empty"));
+            return Err(EbmsError::new(
+                ErrorCode::InvalidReceipt,
+                "eb:Receipt is empty",
+            ));
         };
-        if is_element(self.doc, first, ns::EBBP_SIGNALS, "NonRepudiationInformation") {
+        if is_element(
+            self.doc,
+            first,
+            ns::EBBP_SIGNALS,
+            "NonRepudiationInformation",
+        ) {
             Ok(Receipt::NonRepudiation(self.non_repudiation(first)?))
         } else if is_element(self.doc, first, ns::EBMS, "UserMessage") {
             Ok(Receipt::UserMessageCopy)
@@ -643,7 +653,8 @@ impl<'p, 'a> Parser<'p, 'a> {
         Ok(NrReference {
             uri,
             transforms,
-            digest_method: digest_method.ok_or_else(|| invalid("ds:Reference has no DigestMethod"))?,
+            digest_method: digest_method
+                .ok_or_else(|| invalid("ds:Reference has no DigestMethod"))?,
             digest_value_b64: digest_value
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| invalid("ds:Reference has no DigestValue"))?,

@@ -22,9 +22,9 @@
 mod write;
 
 use crate::error::{EbmsError, ErrorCode};
-use crate::model::{is_valid_message_id, NrReference, Property, UserMessage};
+use crate::model::{NrReference, Property, UserMessage, is_valid_message_id};
 use crate::ns;
-use write::{ncname, XmlOut};
+use write::{XmlOut, ncname};
 
 /// Input for [`build_receipt`].
 #[derive(Debug, Clone)]
