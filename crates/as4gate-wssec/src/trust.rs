@@ -23,9 +23,14 @@ pub const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
 pub const MAX_INTERMEDIATES: usize = 8;
 
 /// The set of CA certificates a signer must chain to.
+///
+/// An anchor may also be a partner's own (often self-signed) certificate, as Domibus
+/// installations exchange them: a signer whose certificate is byte-for-byte one of the anchors
+/// is accepted as pinned, after the same validity and key-usage checks, without path building.
 #[derive(Debug, Clone)]
 pub struct TrustAnchors {
     anchors: Vec<TrustAnchor<'static>>,
+    pinned: Vec<Vec<u8>>,
 }
 
 impl TrustAnchors {
@@ -39,7 +44,10 @@ impl TrustAnchors {
                 .map_err(|e| WssecError::MalformedCertificate(format!("trust anchor: {e:?}")))?;
             anchors.push(anchor.to_owned());
         }
-        Ok(Self { anchors })
+        Ok(Self {
+            anchors,
+            pinned: certificates.to_vec(),
+        })
     }
 
     /// Number of anchors.
@@ -123,6 +131,14 @@ pub fn validate_certificate(
         && !ku.value.non_repudiation()
     {
         return Err(WssecError::CertificateKeyUsage);
+    }
+
+    if anchors
+        .pinned
+        .iter()
+        .any(|pinned| pinned.as_slice() == leaf_der)
+    {
+        return Ok(());
     }
 
     let leaf = CertificateDer::from(leaf_der);

@@ -397,7 +397,7 @@ fn message_time(m: &Messaging) -> OffsetDateTime {
 // ---------------------------------------------------------------------------------------------
 
 /// What the engine says about a captured receipt's signature.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ReceiptSignature {
     /// SignatureValue and both same-document digests verify.
     Valid,
@@ -482,6 +482,20 @@ const RECEIPTS: &[ReceiptRow] = &[
     },
 ];
 
+/// DER of the project's own test CA (an anchor unrelated to any vector).
+fn our_test_ca() -> Vec<u8> {
+    use base64::Engine as _;
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../test-pki/ca/ca.crt"
+    ))
+    .expect("test CA");
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("PEM body")
+}
+
 #[test]
 fn phase4_captured_receipts() {
     let dir = vectors_or_skip!();
@@ -520,14 +534,30 @@ fn phase4_captured_receipts() {
             subject(&token.leaf)
         );
 
-        // With the leaf as the only anchor the issuer (Peppol AP test CA G2) is unknown: the
-        // refusal comes from the trust step, after policy and token checks have passed.
-        let leaf_anchor = Trust::new(vec![token.leaf.clone()], now);
-        let err = verify(&message, &leaf_anchor).expect_err(file);
-        assert!(
-            matches!(err, WssecError::UntrustedCertificate(_)),
-            "{file}: {err:?}"
-        );
+        // The vendor's certificate pinned as the only anchor (its issuer, the Peppol AP test
+        // CA, is not in the message): the whole verification runs at the capture date.
+        let pinned = Trust::new(vec![token.leaf.clone()], now);
+        match (row.signature, verify(&message, &pinned)) {
+            (ReceiptSignature::Valid, Ok(verified)) => {
+                let evidence = verified.evidence().expect("signed");
+                assert_eq!(evidence.signer_certificate, token.leaf, "{file}");
+                assert_eq!(evidence.references.len(), 2, "{file}: Messaging and Body");
+            }
+            (ReceiptSignature::DigestMismatch, Err(err)) => {
+                assert_eq!(wire_code(&err), "EBMS:0101", "{file}: {err:?}");
+            }
+            (expected, actual) => panic!("{file}: expected {expected:?}, got {actual:?}"),
+        }
+
+        // Trusting an unrelated anchor instead, the issuer is unknown: refused at the trust step.
+        let other = Trust::new(vec![our_test_ca()], now);
+        let err = verify(&message, &other).expect_err(file);
+        if row.signature == ReceiptSignature::Valid {
+            assert!(
+                matches!(err, WssecError::UntrustedCertificate(_)),
+                "{file}: {err:?}"
+            );
+        }
         assert_eq!(wire_code(&err), "EBMS:0101", "{file}");
 
         // The same call three years later: the certificate has expired.
@@ -573,11 +603,10 @@ fn as4net_party_a(dir: &Path) -> Vec<u8> {
         .leaf
 }
 
-/// README: "its signature is valid at 2018-06-01". We refuse it twice over: its self-signed
-/// signer has `CA:TRUE`, which webpki will not accept as an end entity even when it is the
-/// trust anchor itself (see `pinned_self_signed_ca_certificate_validates`), and its RSA key
-/// has 1024 bits, which aws-lc-rs refuses to verify with (below the 2048-bit floor). Both
-/// refusals are EBMS:0101.
+/// README: "its signature is valid at 2018-06-01". With its self-signed signer pinned as the
+/// anchor the trust step passes (see `pinned_self_signed_ca_certificate_validates`), but its
+/// RSA key has 1024 bits, which aws-lc-rs refuses to verify with (below the 2048-bit floor):
+/// EBMS:0101.
 #[test]
 fn as4net_signed_message_is_refused_for_its_1024_bit_ca_key() {
     let dir = vectors_or_skip!();
@@ -598,7 +627,7 @@ fn as4net_signed_message_is_refused_for_its_1024_bit_ca_key() {
     let err =
         verify(&message, &Trust::new(vec![party_a.clone()], AS4NET_NOW)).expect_err("refused");
     assert!(
-        matches!(&err, WssecError::UntrustedCertificate(r) if r == "CaUsedAsEndEntity"),
+        matches!(&err, WssecError::VerificationFailed(r) if r.contains("1024-bit RSA key")),
         "{err:?}"
     );
     assert_eq!(wire_code(&err), "EBMS:0101");
@@ -819,7 +848,6 @@ fn as4net_wrong_encryption_is_refused() {
 /// A pinned self-signed partner certificate (Domibus' default `red_gw` style: self-signed,
 /// `CA:TRUE`, no KeyUsage) given as its own trust anchor.
 #[test]
-#[ignore = "bug: trust::validate_certificate refuses a self-signed CA:TRUE certificate that is itself the anchor (webpki CaUsedAsEndEntity)"]
 fn pinned_self_signed_ca_certificate_validates() {
     let dir = vectors_or_skip!();
     let red_gw = domibus_certificates(&dir).red_gw;
