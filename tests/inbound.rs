@@ -279,6 +279,22 @@ async fn doctype_is_refused() {
 }
 
 #[tokio::test]
+async fn unknown_must_understand_header_gets_a_must_understand_fault() {
+    let gw = TestGateway::start("").await;
+    let composed = Sender::blue("ping").compose("mu-1@blue.test", vec![]);
+    let envelope = composed.envelope.replacen(
+        "<S12:Header>",
+        "<S12:Header><x:Routing xmlns:x=\"urn:example:routing\" S12:mustUnderstand=\"true\"/>",
+        1,
+    );
+    assert_ne!(envelope, composed.envelope);
+    let (status, body) = post(&gw.url(), "application/soap+xml", envelope.into_bytes()).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("env:MustUnderstand"), "{body}");
+    assert!(body.contains("x:Routing"), "{body}");
+}
+
+#[tokio::test]
 async fn garbage_gets_a_soap_fault() {
     let gw = TestGateway::start("").await;
     let (status, body) = post(

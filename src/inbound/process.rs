@@ -34,8 +34,11 @@ const DECRYPT_CHUNK: usize = 64 * 1024;
 pub enum Rejection {
     /// Refused with an ebMS error (answered with a signed error signal).
     Ebms(EbmsError),
-    /// Not a SOAP 1.2 message at all (answered with a SOAP fault).
+    /// Not a SOAP 1.2 message at all (answered with a SOAP `Sender` fault).
     Malformed(String),
+    /// A header block marked `mustUnderstand` that this gateway does not process (answered
+    /// with a SOAP `MustUnderstand` fault, SOAP 1.2 part 1 §5.4.8).
+    NotUnderstood(String),
     /// A local failure; nothing was accepted (answered with a SOAP Receiver fault).
     Internal(anyhow::Error),
 }
@@ -93,6 +96,18 @@ pub fn process(
         reason: Rejection::Malformed(e.detail),
     })?;
     let nodes = EnvelopeNodes::locate(&doc).map_err(Rejected::unparsed)?;
+    if let Some(&header) = nodes.not_understood_headers(&doc).first() {
+        let name = doc
+            .element(header)
+            .map(|e| e.name.prefixed_name().into_owned())
+            .unwrap_or_default();
+        return Err(Rejected {
+            message_id: None,
+            reason: Rejection::NotUnderstood(format!(
+                "header block {name} is marked mustUnderstand but is not processed by this gateway"
+            )),
+        });
+    }
     let messaging = Messaging::parse(&doc, nodes.messaging).map_err(Rejected::unparsed)?;
     let user = single_user_message(&messaging).map_err(Rejected::unparsed)?;
     let message_id = user.message_info.message_id.clone();

@@ -4,7 +4,8 @@
 //! - A refused message: HTTP 500 with a **signed** ebMS error signal (`eb:Error` with the code,
 //!   severity, category, short description and a description naming the failed check), as
 //!   Domibus and phase4 answer; `RefToMessageInError` is set when the MessageId was readable.
-//! - A request that is not a SOAP 1.2 message at all: HTTP 400 with a SOAP `Sender` fault.
+//! - A request that is not a SOAP 1.2 message at all: HTTP 400 with a SOAP `Sender` fault;
+//!   an unknown header block marked `mustUnderstand`: HTTP 500 with a `MustUnderstand` fault.
 //! - An internal failure (store or disk): HTTP 500 with a SOAP 1.2 `Receiver` fault and no
 //!   receipt, so the sender retries; nothing is half-stored.
 //!
@@ -51,6 +52,10 @@ pub async fn rejection(shared: &Shared, rejected: Rejected) -> Response {
             tracing::warn!(message_id, %detail, "request is not an AS4 message");
             fault("Sender", &detail)
         }
+        Rejection::NotUnderstood(detail) => {
+            tracing::warn!(message_id, %detail, "mustUnderstand header refused");
+            fault("MustUnderstand", &detail)
+        }
         Rejection::Internal(e) => {
             tracing::error!(message_id, error = %format!("{e:#}"), "message not accepted: internal failure");
             fault(
@@ -88,7 +93,7 @@ fn soap(status: StatusCode, body: Vec<u8>) -> Response {
         .unwrap_or_default()
 }
 
-/// A SOAP 1.2 fault; `code` is `Sender` or `Receiver`.
+/// A SOAP 1.2 fault; `code` is `Sender`, `Receiver` or `MustUnderstand`.
 pub fn fault(code: &str, reason: &str) -> Response {
     let status = if code == "Sender" {
         StatusCode::BAD_REQUEST
