@@ -19,7 +19,7 @@ CREATE TABLE messages (
     message_properties  TEXT NOT NULL,          -- JSON array of {name, value, type}
     is_test             INTEGER NOT NULL,       -- ebMS test service: receipted, never delivered
     signer_certificate  TEXT,                   -- SHA-256 hex of the signer's certificate
-    envelope_blob       TEXT NOT NULL,          -- blob id of the received SOAP envelope (evidence)
+    envelope            BLOB NOT NULL,          -- the received SOAP envelope (evidence)
     receipt             BLOB NOT NULL,          -- the signed receipt returned (re-sent to duplicates)
     received_at         TEXT NOT NULL
 );
@@ -32,6 +32,7 @@ CREATE TABLE payloads (
     content_id      TEXT NOT NULL,
     blob            TEXT NOT NULL,              -- SHA-256 hex of the stored (decompressed) bytes
     size            INTEGER NOT NULL,
+    content         BLOB,                       -- the bytes when small; NULL: in the blob file
     mime_type       TEXT,
     character_set   TEXT,
     compressed      INTEGER NOT NULL,           -- 1 when it arrived gzip-compressed

@@ -148,12 +148,17 @@ pub struct StoreConfig {
     /// SQLite `synchronous` mode: `full` (default; durable across power loss) or `normal`
     /// (durable across a process crash only).
     pub sqlite_synchronous: SqliteSynchronous,
+    /// Payloads up to this size (after decompression) are stored in the database row, made
+    /// durable by the message's own transaction; larger ones become blob files (default
+    /// 64 KiB).
+    pub inline_payload_bytes: usize,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             sqlite_synchronous: SqliteSynchronous::Full,
+            inline_payload_bytes: 64 * 1024,
         }
     }
 }

@@ -93,7 +93,7 @@ async fn receipted_messages_survive_kill_9() {
             .unwrap()
             .unwrap_or_else(|| panic!("{id} was receipted but is not stored"));
         assert_eq!(detail.record.receipt, receipt.as_bytes());
-        let stored = blobs.read(&detail.record.payloads[0].blob.id).unwrap();
+        let stored = detail.record.payloads[0].content(&blobs).unwrap();
         assert_eq!(stored, format!("<doc n='{i}'/>").as_bytes());
     }
     drop(store);

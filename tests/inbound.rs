@@ -62,14 +62,17 @@ async fn signed_encrypted_compressed_message_is_receipted_stored_and_deduplicate
         detail.record.payloads[0].mime_type.as_deref(),
         Some("application/xml")
     );
-    let stored = std::fs::read(
-        gw.running
-            .shared
-            .blobs
-            .path(&detail.record.payloads[1].blob.id)
-            .unwrap(),
-    )
-    .unwrap();
+    let stored = detail.record.payloads[1]
+        .content(&gw.running.shared.blobs)
+        .unwrap();
+    assert!(
+        detail.record.payloads[0].inline.is_some(),
+        "small payloads stay in the row"
+    );
+    assert!(
+        detail.record.payloads[1].inline.is_none(),
+        "large payloads become blob files"
+    );
     assert_eq!(
         stored, big,
         "the stored payload is the decrypted, decompressed original"

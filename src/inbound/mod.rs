@@ -128,18 +128,26 @@ async fn receive_body(
             ));
         }
     };
-    let message_id = accepted.record.message_id.clone();
-    match shared.store.insert_inbound(&accepted.record).await {
+    let record = accepted.record;
+    let message_id = record.message_id.clone();
+    let receipt = record.receipt.clone();
+    let (pmode, from, payloads, test) = (
+        record.pmode_id.clone(),
+        record.from_party.clone(),
+        record.payloads.len(),
+        record.is_test,
+    );
+    match shared.store.insert_inbound(record).await {
         Ok(InsertOutcome::Inserted) => {
             tracing::info!(
                 message_id,
-                pmode = accepted.record.pmode_id,
-                from = accepted.record.from_party,
-                payloads = accepted.record.payloads.len(),
-                test = accepted.record.is_test,
+                pmode,
+                from,
+                payloads,
+                test,
                 "message received and receipted"
             );
-            Ok(accepted.record.receipt)
+            Ok(receipt)
         }
         Ok(InsertOutcome::Duplicate { receipt }) => {
             tracing::info!(

@@ -3,8 +3,8 @@
 //!
 //! The envelope is parsed once; the P-Mode is matched on the `eb:Messaging` element that the
 //! signature must then cover (the verifier checks the signed nodes are exactly the Body and
-//! `eb:Messaging` located here). Payload blobs are committed before this returns; the message
-//! record is committed by the caller, and only then is the receipt sent.
+//! `eb:Messaging` located here). Payload blob files are committed before this returns; the
+//! message record is committed by the caller, and only then is the receipt sent.
 
 use std::io::{self, Read};
 
@@ -24,7 +24,7 @@ use crate::gateway::{Partner, Shared};
 use crate::inbound::intake::{Attachment, Received, SpoolWriter};
 use crate::server::Peer;
 use crate::store::blobs::hex;
-use crate::store::{InboundRecord, StoredPayload, StoredProperty};
+use crate::store::{InboundRecord, PayloadWriter, StoredPayload, StoredProperty};
 
 /// Read size while decrypting or decompressing an attachment.
 const DECRYPT_CHUNK: usize = 64 * 1024;
@@ -175,10 +175,6 @@ pub fn process(
         PayloadError::Refused(e) => refuse(e),
         PayloadError::Io(e) => internal(e.into()),
     })?;
-    let envelope_blob = shared
-        .blobs
-        .put(&received.envelope)
-        .map_err(|e| internal(e.into()))?;
 
     let unsigned_receipt = build_receipt(&ReceiptSpec {
         message_id: new_message_id(&gateway.config.gateway.party_id),
@@ -216,7 +212,7 @@ pub fn process(
         message_properties: stored_properties(&user.message_properties),
         is_test: user.is_test_message(),
         signer_certificate: evidence.map(|e| sha256_hex(&e.signer_certificate)),
-        envelope_blob: envelope_blob.id,
+        envelope: received.envelope.clone(),
         payloads,
         receipt,
         received_at: timestamp(now),
@@ -429,7 +425,7 @@ enum PayloadError {
 }
 
 /// Maps PartInfo to attachments one-to-one, decompresses where `CompressionType` says so
-/// (capped) and commits each payload as a blob.
+/// (capped) and stores each payload (inline when small, as a committed blob file otherwise).
 fn store_payloads(
     shared: &Shared,
     user: &UserMessage,
@@ -480,7 +476,10 @@ fn store_one(
 ) -> Result<StoredPayload, PayloadError> {
     let compressed = part.compression_type().is_some();
     let mut input = attachment.content.reader().map_err(PayloadError::Io)?;
-    let mut blob = shared.blobs.writer().map_err(PayloadError::Io)?;
+    let mut blob = PayloadWriter::new(
+        &shared.blobs,
+        shared.gateway.config.store.inline_payload_bytes,
+    );
     if compressed {
         let cid = &attachment.content_id;
         let mut gunzip = CappedGunzip::new(&mut blob, limits.max_decompressed_bytes);
@@ -496,10 +495,11 @@ fn store_one(
     } else {
         io::copy(&mut input, &mut blob).map_err(PayloadError::Io)?;
     }
-    let blob = blob.commit().map_err(PayloadError::Io)?;
+    let stored = blob.finish().map_err(PayloadError::Io)?;
     Ok(StoredPayload {
         content_id: attachment.content_id.clone(),
-        blob,
+        blob: stored.blob,
+        inline: stored.inline,
         mime_type: part.mime_type().map(str::to_owned),
         character_set: part.character_set().map(str::to_owned),
         compressed,

@@ -1,4 +1,5 @@
-//! Content-addressed payload blobs on disk.
+//! Content-addressed payload blobs on disk, and the writer that decides whether a payload
+//! is small enough to stay in the database row instead ([`PayloadWriter`]).
 //!
 //! A blob is named by the SHA-256 of its bytes and lives at `blobs/ab/cdef…` under the data
 //! directory. Writing goes to a temporary file in `blobs/tmp/` while hashing; `commit` fsyncs
@@ -131,6 +132,77 @@ impl BlobWriter {
     }
 }
 
+/// A payload as committed by [`PayloadWriter`]: its content id and size, and the bytes
+/// themselves when they are small enough to live in the database row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredContent {
+    /// Content id (SHA-256 hex) and size.
+    pub blob: BlobRef,
+    /// The bytes, for payloads kept inline; `None` when they are in the blob file.
+    pub inline: Option<Vec<u8>>,
+}
+
+/// Writes a payload: kept in memory up to the inline threshold (then stored in the database
+/// row, made durable by the same transaction as the message), spilled to a blob file past it.
+/// Small messages thus cost no file fsyncs at all.
+pub struct PayloadWriter {
+    store: BlobStore,
+    inline_max: usize,
+    buffer: Vec<u8>,
+    file: Option<BlobWriter>,
+}
+
+impl PayloadWriter {
+    /// A writer keeping up to `inline_max` bytes in memory.
+    pub fn new(store: &BlobStore, inline_max: usize) -> PayloadWriter {
+        PayloadWriter {
+            store: store.clone(),
+            inline_max,
+            buffer: Vec::new(),
+            file: None,
+        }
+    }
+
+    /// Commits the payload (the blob file, when it spilled) and describes where it is.
+    pub fn finish(self) -> io::Result<StoredContent> {
+        match self.file {
+            Some(file) => Ok(StoredContent {
+                blob: file.commit()?,
+                inline: None,
+            }),
+            None => Ok(StoredContent {
+                blob: BlobRef {
+                    id: hex(digest::digest(&digest::SHA256, &self.buffer).as_ref()),
+                    size: self.buffer.len() as u64,
+                },
+                inline: Some(self.buffer),
+            }),
+        }
+    }
+}
+
+impl Write for PayloadWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(file) = &mut self.file {
+            return file.write(buf);
+        }
+        if self.buffer.len() + buf.len() <= self.inline_max {
+            self.buffer.extend_from_slice(buf);
+            return Ok(buf.len());
+        }
+        let mut file = self.store.writer()?;
+        file.write_all(&self.buffer)?;
+        file.write_all(buf)?;
+        self.buffer = Vec::new();
+        self.file = Some(file);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Lower-case hex encoding.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -167,6 +239,24 @@ mod tests {
         fs::write(store.path(&a.id).unwrap(), b"tampered").unwrap();
         let err = store.read(&a.id).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn payload_writer_inlines_small_and_spills_large() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let mut small = PayloadWriter::new(&store, 8);
+        small.write_all(b"hello").unwrap();
+        let small = small.finish().unwrap();
+        assert_eq!(small.inline.as_deref(), Some(&b"hello"[..]));
+        assert_eq!(small.blob, store.put(b"hello").unwrap());
+
+        let mut large = PayloadWriter::new(&store, 8);
+        large.write_all(b"hello ").unwrap();
+        large.write_all(b"world!").unwrap();
+        let large = large.finish().unwrap();
+        assert!(large.inline.is_none());
+        assert_eq!(store.read(&large.blob.id).unwrap(), b"hello world!");
     }
 
     #[test]

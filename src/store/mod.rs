@@ -2,11 +2,16 @@
 //! payloads ([`blobs`]).
 //!
 //! Invariants:
-//! - **Blob first, then record.** Payload and envelope blobs are committed (fsynced and
-//!   renamed) before the transaction that inserts the row naming them.
-//! - **One transaction per accepted message.** The message row, its payload rows, its first
-//!   state-history entry and the signed receipt are inserted together. The receipt is returned
-//!   to the partner only after that commit, so a receipted message survives `kill -9`.
+//! - **Blob first, then record.** Payloads larger than the inline threshold are committed as
+//!   blob files (fsynced and renamed) before the transaction that inserts the row naming them;
+//!   smaller payloads and the received envelope live in the rows themselves.
+//! - **Group commit.** One writer task owns the write connection. Accepted messages queue up
+//!   for it; it inserts every message waiting (up to [`MAX_GROUP_COMMIT`]) in one transaction
+//!   and answers each caller only after that transaction committed, so one WAL fsync covers a
+//!   whole group under load while an idle gateway still commits each message at once.
+//! - **All of a message or nothing.** Its row, payload rows, first state-history entry and
+//!   signed receipt are inserted together. The receipt is returned to the partner only after
+//!   the commit, so a receipted message survives `kill -9`.
 //! - **Duplicates are detected by MessageId** (the primary key). A second insert of the same id
 //!   changes nothing and yields the stored receipt, which is re-sent unchanged.
 //!
@@ -22,14 +27,21 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Row, SqlitePool};
+use sqlx::{ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::SqliteSynchronous;
 
-pub use blobs::{BlobRef, BlobStore};
+pub use blobs::{BlobRef, BlobStore, PayloadWriter, StoredContent};
 
 /// State of an inbound message that was receipted (Domibus: `RECEIVED`).
 pub const STATE_RECEIVED: &str = "RECEIVED";
+
+/// Most messages committed in one group transaction.
+pub const MAX_GROUP_COMMIT: usize = 256;
+
+/// How many accepted messages may wait for the writer.
+const WRITE_QUEUE: usize = 1024;
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +58,9 @@ pub enum StoreError {
     /// A stored JSON column could not be decoded.
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The writer task is gone (the store is shutting down).
+    #[error("the store writer has stopped")]
+    WriterStopped,
 }
 
 /// A name/value/type property (message or part property) as stored.
@@ -65,8 +80,10 @@ pub struct StoredProperty {
 pub struct StoredPayload {
     /// Content-ID of the MIME part (without `cid:` and angle brackets).
     pub content_id: String,
-    /// The blob holding the (decrypted, decompressed) payload bytes.
+    /// Content id (SHA-256 hex) and size of the (decrypted, decompressed) payload bytes.
     pub blob: BlobRef,
+    /// The bytes when kept in the database row; `None` when they are in the blob file.
+    pub inline: Option<Vec<u8>>,
     /// `MimeType` part property.
     pub mime_type: Option<String>,
     /// `CharacterSet` part property.
@@ -114,8 +131,8 @@ pub struct InboundRecord {
     pub is_test: bool,
     /// SHA-256 hex of the signer's certificate, when signed.
     pub signer_certificate: Option<String>,
-    /// Blob id of the received SOAP envelope.
-    pub envelope_blob: String,
+    /// The received SOAP envelope.
+    pub envelope: Vec<u8>,
     /// Payloads in PartInfo order.
     pub payloads: Vec<StoredPayload>,
     /// The signed receipt that is returned to the sender.
@@ -183,10 +200,18 @@ pub struct MessageDetail {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    writer: mpsc::Sender<WriteJob>,
+}
+
+/// A message waiting for the writer, and where to send the outcome.
+struct WriteJob {
+    record: InboundRecord,
+    done: oneshot::Sender<Result<InsertOutcome, StoreError>>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and applies migrations.
+    /// Opens (creating if needed) the database at `path`, applies migrations and starts the
+    /// writer task (so it must be called inside a tokio runtime).
     pub async fn open(path: &Path, synchronous: SqliteSynchronous) -> Result<Store, StoreError> {
         let sync = match synchronous {
             SqliteSynchronous::Full => sqlx::sqlite::SqliteSynchronous::Full,
@@ -201,10 +226,13 @@ impl Store {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        let connection = options.connect().await?;
+        let (writer, jobs) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(write_loop(connection, jobs));
+        Ok(Store { pool, writer })
     }
 
     /// The stored receipt of a message already received, if any.
@@ -216,84 +244,16 @@ impl Store {
         Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
     }
 
-    /// Inserts an accepted inbound message with its payloads, first state and receipt in one
-    /// transaction. Blobs must already be committed.
-    pub async fn insert_inbound(&self, rec: &InboundRecord) -> Result<InsertOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO messages (message_id, direction, state, pmode_id, from_party, from_role,
-                 to_party, to_role, service, service_type, action, conversation_id, agreement, mpc,
-                 ref_to_message_id, message_timestamp, message_properties, is_test,
-                 signer_certificate, envelope_blob, receipt, received_at)
-             VALUES (?, 'inbound', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (message_id) DO NOTHING",
-        )
-        .bind(&rec.message_id)
-        .bind(STATE_RECEIVED)
-        .bind(&rec.pmode_id)
-        .bind(&rec.from_party)
-        .bind(&rec.from_role)
-        .bind(&rec.to_party)
-        .bind(&rec.to_role)
-        .bind(&rec.service)
-        .bind(&rec.service_type)
-        .bind(&rec.action)
-        .bind(&rec.conversation_id)
-        .bind(&rec.agreement)
-        .bind(&rec.mpc)
-        .bind(&rec.ref_to_message_id)
-        .bind(&rec.message_timestamp)
-        .bind(serde_json::to_string(&rec.message_properties)?)
-        .bind(rec.is_test)
-        .bind(&rec.signer_certificate)
-        .bind(&rec.envelope_blob)
-        .bind(&rec.receipt)
-        .bind(&rec.received_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            let receipt: Vec<u8> =
-                sqlx::query_scalar("SELECT receipt FROM messages WHERE message_id = ?")
-                    .bind(&rec.message_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            tx.rollback().await?;
-            return Ok(InsertOutcome::Duplicate { receipt });
-        }
-        for (position, p) in rec.payloads.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO payloads (message_id, position, content_id, blob, size, mime_type,
-                     character_set, compressed, properties)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&rec.message_id)
-            .bind(position as i64)
-            .bind(&p.content_id)
-            .bind(&p.blob.id)
-            .bind(p.blob.size as i64)
-            .bind(&p.mime_type)
-            .bind(&p.character_set)
-            .bind(p.compressed)
-            .bind(serde_json::to_string(&p.properties)?)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO state_history (message_id, seq, state, at, detail) VALUES (?, 0, ?, ?, ?)",
-        )
-        .bind(&rec.message_id)
-        .bind(STATE_RECEIVED)
-        .bind(&rec.received_at)
-        .bind(if rec.is_test {
-            Some("ebMS test service: receipted, not delivered")
-        } else {
-            None
-        })
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(InsertOutcome::Inserted)
+    /// Makes an accepted inbound message durable with its payloads, first state and receipt
+    /// (group-committed with whatever else is waiting). Blob files must already be committed.
+    /// Returns once the transaction holding it has committed.
+    pub async fn insert_inbound(&self, record: InboundRecord) -> Result<InsertOutcome, StoreError> {
+        let (done, outcome) = oneshot::channel();
+        self.writer
+            .send(WriteJob { record, done })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        outcome.await.map_err(|_| StoreError::WriterStopped)?
     }
 
     /// The newest messages first.
@@ -325,7 +285,7 @@ impl Store {
         let Some(r) = sqlx::query(
             "SELECT message_id, state, pmode_id, from_party, from_role, to_party, to_role, service,
                  service_type, action, conversation_id, agreement, mpc, ref_to_message_id,
-                 message_timestamp, message_properties, is_test, signer_certificate, envelope_blob,
+                 message_timestamp, message_properties, is_test, signer_certificate, envelope,
                  receipt, received_at
              FROM messages WHERE message_id = ?",
         )
@@ -336,7 +296,8 @@ impl Store {
             return Ok(None);
         };
         let payload_rows = sqlx::query(
-            "SELECT content_id, blob, size, mime_type, character_set, compressed, properties
+            "SELECT content_id, blob, size, mime_type, character_set, compressed, properties,
+                 content
              FROM payloads WHERE message_id = ? ORDER BY position",
         )
         .bind(message_id)
@@ -354,6 +315,7 @@ impl Store {
                 character_set: p.get(4),
                 compressed: p.get(5),
                 properties: serde_json::from_str(p.get::<&str, _>(6))?,
+                inline: p.get(7),
             });
         }
         let history = sqlx::query(
@@ -387,7 +349,7 @@ impl Store {
             message_properties: serde_json::from_str(r.get::<&str, _>(15))?,
             is_test: r.get(16),
             signer_certificate: r.get(17),
-            envelope_blob: r.get(18),
+            envelope: r.get(18),
             payloads,
             receipt: r.get(19),
             received_at: r.get(20),
@@ -397,6 +359,136 @@ impl Store {
             state: r.get(1),
             history,
         }))
+    }
+}
+
+/// The writer task: takes every job waiting (up to [`MAX_GROUP_COMMIT`]), inserts them in
+/// one transaction and answers each after the commit. A failed transaction fails its whole
+/// group (nothing of it is stored); callers answer their partners with an error, and the
+/// partners retry.
+async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<WriteJob>) {
+    let mut group = Vec::with_capacity(MAX_GROUP_COMMIT);
+    while jobs.recv_many(&mut group, MAX_GROUP_COMMIT).await > 0 {
+        match insert_group(&mut connection, &group).await {
+            Ok(outcomes) => {
+                for (job, outcome) in group.drain(..).zip(outcomes) {
+                    let _ = job.done.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::error!(messages = group.len(), error = %reason, "group commit failed");
+                for job in group.drain(..) {
+                    let _ = job
+                        .done
+                        .send(Err(StoreError::Database(sqlx::Error::Protocol(
+                            reason.clone(),
+                        ))));
+                }
+            }
+        }
+    }
+}
+
+async fn insert_group(
+    connection: &mut SqliteConnection,
+    group: &[WriteJob],
+) -> Result<Vec<InsertOutcome>, StoreError> {
+    let mut tx = connection.begin().await?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for job in group {
+        outcomes.push(insert_one(&mut tx, &job.record).await?);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+async fn insert_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    rec: &InboundRecord,
+) -> Result<InsertOutcome, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO messages (message_id, direction, state, pmode_id, from_party, from_role,
+             to_party, to_role, service, service_type, action, conversation_id, agreement, mpc,
+             ref_to_message_id, message_timestamp, message_properties, is_test,
+             signer_certificate, envelope, receipt, received_at)
+         VALUES (?, 'inbound', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind(&rec.message_id)
+    .bind(STATE_RECEIVED)
+    .bind(&rec.pmode_id)
+    .bind(&rec.from_party)
+    .bind(&rec.from_role)
+    .bind(&rec.to_party)
+    .bind(&rec.to_role)
+    .bind(&rec.service)
+    .bind(&rec.service_type)
+    .bind(&rec.action)
+    .bind(&rec.conversation_id)
+    .bind(&rec.agreement)
+    .bind(&rec.mpc)
+    .bind(&rec.ref_to_message_id)
+    .bind(&rec.message_timestamp)
+    .bind(serde_json::to_string(&rec.message_properties)?)
+    .bind(rec.is_test)
+    .bind(&rec.signer_certificate)
+    .bind(&rec.envelope)
+    .bind(&rec.receipt)
+    .bind(&rec.received_at)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        let receipt: Vec<u8> =
+            sqlx::query_scalar("SELECT receipt FROM messages WHERE message_id = ?")
+                .bind(&rec.message_id)
+                .fetch_one(&mut **tx)
+                .await?;
+        return Ok(InsertOutcome::Duplicate { receipt });
+    }
+    for (position, p) in rec.payloads.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO payloads (message_id, position, content_id, blob, size, content,
+                 mime_type, character_set, compressed, properties)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&rec.message_id)
+        .bind(position as i64)
+        .bind(&p.content_id)
+        .bind(&p.blob.id)
+        .bind(p.blob.size as i64)
+        .bind(&p.inline)
+        .bind(&p.mime_type)
+        .bind(&p.character_set)
+        .bind(p.compressed)
+        .bind(serde_json::to_string(&p.properties)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO state_history (message_id, seq, state, at, detail) VALUES (?, 0, ?, ?, ?)",
+    )
+    .bind(&rec.message_id)
+    .bind(STATE_RECEIVED)
+    .bind(&rec.received_at)
+    .bind(if rec.is_test {
+        Some("ebMS test service: receipted, not delivered")
+    } else {
+        None
+    })
+    .execute(&mut **tx)
+    .await?;
+    Ok(InsertOutcome::Inserted)
+}
+
+impl StoredPayload {
+    /// The payload bytes, from the row or the blob file, checked against the content id.
+    pub fn content(&self, blobs: &BlobStore) -> Result<Vec<u8>, StoreError> {
+        match &self.inline {
+            Some(bytes) => Ok(bytes.clone()),
+            None => Ok(blobs.read(&self.blob.id)?),
+        }
     }
 }
 
@@ -427,13 +519,14 @@ mod tests {
             }],
             is_test: false,
             signer_certificate: None,
-            envelope_blob: "00".repeat(32),
+            envelope: b"<S12:Envelope/>".to_vec(),
             payloads: vec![StoredPayload {
                 content_id: "p1@x".into(),
                 blob: BlobRef {
                     id: "11".repeat(32),
                     size: 3,
                 },
+                inline: Some(b"abc".to_vec()),
                 mime_type: Some("application/xml".into()),
                 character_set: None,
                 compressed: true,
@@ -451,10 +544,10 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(
-            store.insert_inbound(&record("m1", b"R1")).await.unwrap(),
+            store.insert_inbound(record("m1", b"R1")).await.unwrap(),
             InsertOutcome::Inserted
         ));
-        match store.insert_inbound(&record("m1", b"R2")).await.unwrap() {
+        match store.insert_inbound(record("m1", b"R2")).await.unwrap() {
             InsertOutcome::Duplicate { receipt } => assert_eq!(receipt, b"R1"),
             other => panic!("expected duplicate, got {other:?}"),
         }
@@ -466,5 +559,43 @@ mod tests {
         assert_eq!(store.list(10).await.unwrap().len(), 1);
         assert_eq!(store.receipt_of("m1").await.unwrap().unwrap(), b"R1");
         assert!(store.receipt_of("nope").await.unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_inserts_are_all_committed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), SqliteSynchronous::Normal)
+            .await
+            .unwrap();
+        // 300 inserts of 100 distinct ids, all at once: groups form, duplicates inside one
+        // group and across groups are detected, and every caller gets the first receipt.
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let id = format!("m{}", i % 100);
+                    let receipt = format!("R{i}");
+                    (
+                        i,
+                        store
+                            .insert_inbound(record(&id, receipt.as_bytes()))
+                            .await
+                            .unwrap(),
+                    )
+                })
+            })
+            .collect();
+        let mut inserted = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                (_, InsertOutcome::Inserted) => inserted += 1,
+                (i, InsertOutcome::Duplicate { receipt }) => {
+                    let stored = store.receipt_of(&format!("m{}", i % 100)).await.unwrap();
+                    assert_eq!(Some(receipt), stored);
+                }
+            }
+        }
+        assert_eq!(inserted, 100);
+        assert_eq!(store.list(1000).await.unwrap().len(), 100);
     }
 }
