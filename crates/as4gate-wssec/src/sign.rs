@@ -17,7 +17,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::signed_info::{ParsedSignature, same_document_id};
 use crate::swa::digest_bytes;
-use crate::xml_util::{descendants_named, encode_base64};
+use crate::xml_util::{descendants_named, encode_base64, escape};
 use crate::{WssecError, names};
 
 /// OID of rsaEncryption.
@@ -151,23 +151,6 @@ pub struct SignedEnvelope {
     pub references: Vec<NrReference>,
 }
 
-fn escape_attr(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 /// The `wsu:Id` of `node`, required to be a bare NCName.
 fn wsu_id(
     doc: &uppsala::Document<'_>,
@@ -189,7 +172,7 @@ fn exc_c14n_with_prefixes(element: &str, prefix_list: &str) -> String {
     format!(
         "<ds:{element} Algorithm=\"{exc}\"><ec:InclusiveNamespaces xmlns:ec=\"{exc}\" PrefixList=\"{p}\"/></ds:{element}>",
         exc = names::EXC_C14N,
-        p = escape_attr(prefix_list),
+        p = escape(prefix_list),
     )
 }
 
@@ -204,7 +187,7 @@ fn same_document_reference(id: &str, prefix_list: &str) -> String {
 fn attachment_reference(attachment: &AttachmentToSign) -> String {
     format!(
         "<ds:Reference URI=\"cid:{cid}\"><ds:Transforms><ds:Transform Algorithm=\"{swa}\"/></ds:Transforms><ds:DigestMethod Algorithm=\"{sha}\"/><ds:DigestValue>{d}</ds:DigestValue></ds:Reference>",
-        cid = escape_attr(&attachment.cid),
+        cid = escape(&attachment.cid),
         swa = names::SWA_CONTENT_TRANSFORM,
         sha = names::SHA256,
         d = encode_base64(&attachment.sha256_digest),

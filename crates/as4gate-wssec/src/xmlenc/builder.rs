@@ -21,7 +21,7 @@ use super::uris::{
     MGF1_SHA256, RSA_OAEP_XENC11, TOKEN_TYPE_ENCRYPTED_KEY, TYPE_ATTACHMENT_CONTENT_ONLY,
     VALUE_TYPE_X509V3, WSSE_NS, WSSE11_NS, WSU_NS, XENC_NS, XENC11_NS,
 };
-use super::xml::escape;
+use crate::xml_util::escape;
 
 /// How the EncryptedKey names the recipient certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -64,22 +64,6 @@ pub(crate) fn decode_base64(
         .map_err(|_| XmlEncError::InvalidBase64(what))
 }
 
-/// Escapes text for use in an XML attribute value or element content.
-pub(crate) fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// Decodes `%XX` escapes of a `cid:` URL (RFC 2392) into the Content-ID value.
 pub(crate) fn percent_decode(value: &str) -> Option<String> {
     let bytes = value.as_bytes();
@@ -113,7 +97,10 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(escape(r#"a<b>&"'"#), "a&lt;b&gt;&amp;&quot;&apos;");
+        assert_eq!(
+            crate::xml_util::escape(r#"a<b>&"'"#),
+            "a&lt;b&gt;&amp;&quot;&apos;"
+        );
     }
 
     #[test]
