@@ -12,6 +12,10 @@
 
 use as4gate_ebms::envelope::EnvelopeNodes;
 use as4gate_ebms::model::NrReference;
+use std::sync::Arc;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use bergshamra::{DsigContext, KeysManager};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -32,8 +36,11 @@ const PEM_LINE: usize = 64;
 const OID_ED25519: &str = "1.3.101.112";
 
 /// Our private key and certificate.
+///
+/// The key is parsed once into an aws-lc key object and kept: RSA key checks and blinding
+/// set-up then happen once, not on every receipt (they cost as much as the signature itself).
 pub struct SigningIdentity {
-    key: bergshamra::Key,
+    key: Arc<CachedKey>,
     certificate: Vec<u8>,
     chain: Vec<Vec<u8>>,
     signature_method: &'static str,
@@ -91,15 +98,16 @@ impl SigningIdentity {
             pem.push('\n');
         }
         pem.push_str("-----END PRIVATE KEY-----\n");
-        let key = bergshamra::keys::loader::load_pem_auto(pem.as_bytes(), None)
+        let loaded = bergshamra::keys::loader::load_pem_auto(pem.as_bytes(), None)
             .map_err(|e| WssecError::SigningKey(e.to_string()))?;
-        if key.to_spki_der().as_deref() != Some(spki.raw) {
+        if loaded.to_spki_der().as_deref() != Some(spki.raw) {
             return Err(WssecError::SigningKey(
                 "the private key does not belong to the certificate".into(),
             ));
         }
+        let key = CachedKey::from_pkcs8(signature_method, key_der)?;
         Ok(Self {
-            key,
+            key: Arc::new(key),
             certificate: cert_der.to_vec(),
             chain,
             signature_method,
@@ -262,9 +270,8 @@ pub fn sign_envelope(
     };
     drop(doc);
 
-    let mut keys = KeysManager::new();
-    keys.add_key(identity.key.clone());
-    let ctx = DsigContext::new(keys);
+    let ctx = DsigContext::new(KeysManager::new())
+        .with_hsm_signer(Box::new(KeySigner(identity.key.clone())));
     let xml =
         bergshamra::sign(&ctx, &template).map_err(|e| WssecError::SigningFailed(e.to_string()))?;
 
@@ -277,4 +284,56 @@ pub fn sign_envelope(
     let references = ParsedSignature::read(&signed, signature, usize::MAX)?.references;
     drop(signed);
     Ok(SignedEnvelope { xml, references })
+}
+
+/// A parsed private key kept for the life of the identity.
+enum CachedKey {
+    Rsa(RsaKeyPair),
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+impl CachedKey {
+    fn from_pkcs8(signature_method: &str, der: &[u8]) -> Result<Self, WssecError> {
+        let bad = |e: aws_lc_rs::error::KeyRejected| WssecError::SigningKey(e.to_string());
+        Ok(match signature_method {
+            names::RSA_SHA256 => CachedKey::Rsa(RsaKeyPair::from_pkcs8(der).map_err(bad)?),
+            names::ECDSA_SHA256 => CachedKey::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(bad)?,
+            ),
+            _ => CachedKey::Ed25519(Ed25519KeyPair::from_pkcs8(der).map_err(bad)?),
+        })
+    }
+}
+
+/// Hands the cached key to bergshamra through its external-signer hook: bergshamra builds and
+/// canonicalises `SignedInfo`, we produce the signature value (XML-DSig form: PKCS#1 v1.5 for
+/// RSA, raw `r || s` for ECDSA, RFC 8032 for Ed25519).
+struct KeySigner(Arc<CachedKey>);
+
+impl kryptering::Signer for KeySigner {
+    fn algorithm(&self) -> kryptering::SignatureAlgorithm {
+        use kryptering::{EcCurve, HashAlgorithm, SignatureAlgorithm};
+        match &*self.0 {
+            CachedKey::Rsa(_) => SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
+            CachedKey::Ecdsa(_) => SignatureAlgorithm::Ecdsa(EcCurve::P256, HashAlgorithm::Sha256),
+            CachedKey::Ed25519(_) => SignatureAlgorithm::Ed25519,
+        }
+    }
+
+    fn sign(&self, data: &[u8]) -> kryptering::Result<Vec<u8>> {
+        let failed = |_| kryptering::Error::Crypto("signing failed".into());
+        let rng = SystemRandom::new();
+        match &*self.0 {
+            CachedKey::Rsa(key) => {
+                let mut out = vec![0u8; key.public_modulus_len()];
+                key.sign(&signature::RSA_PKCS1_SHA256, &rng, data, &mut out)
+                    .map_err(failed)?;
+                Ok(out)
+            }
+            CachedKey::Ecdsa(key) => Ok(key.sign(&rng, data).map_err(failed)?.as_ref().to_vec()),
+            CachedKey::Ed25519(key) => Ok(key.sign(data).as_ref().to_vec()),
+        }
+    }
 }

@@ -62,6 +62,9 @@ pub struct MultipartSplitter {
     parts: usize,
     max_parts: usize,
     max_header_bytes: usize,
+    /// How much of `buf` the header-end search has already scanned, so that a header block
+    /// arriving in many small chunks is scanned once, not once per chunk.
+    header_scanned: usize,
 }
 
 impl MultipartSplitter {
@@ -83,6 +86,7 @@ impl MultipartSplitter {
             parts: 0,
             max_parts: limits.max_mime_parts,
             max_header_bytes: limits.max_mime_header_bytes,
+            header_scanned: 0,
         })
     }
 
@@ -218,12 +222,16 @@ impl MultipartSplitter {
         let block_end = if self.buf.starts_with(b"\r\n") {
             Some((0, 2))
         } else {
-            find(&self.buf, b"\r\n\r\n").map(|p| (p, p + 4))
+            // Resume 3 bytes back: the terminator may straddle the previous chunk's end.
+            let from = self.header_scanned.saturating_sub(3);
+            find(&self.buf[from..], b"\r\n\r\n").map(|p| (from + p, from + p + 4))
         };
+        self.header_scanned = self.buf.len();
         match block_end {
             Some((end, consumed)) if consumed <= self.max_header_bytes => {
                 let headers = PartHeaders::parse(&self.buf[..end])?;
                 self.buf.drain(..consumed);
+                self.header_scanned = 0;
                 sink.part_start(headers)?;
                 self.state = State::Body;
                 Ok(true)
