@@ -203,10 +203,7 @@ pub fn process(
         action: info.action.clone(),
         conversation_id: info.conversation_id.clone(),
         agreement: info.agreement_ref.as_ref().map(|a| a.value.clone()),
-        mpc: user
-            .mpc
-            .clone()
-            .unwrap_or_else(|| as4gate_ebms::ns::DEFAULT_MPC.to_owned()),
+        mpc: user.effective_mpc().to_owned(),
         ref_to_message_id: user.message_info.ref_to_message_id.clone(),
         message_timestamp: user.message_info.timestamp.clone(),
         message_properties: stored_properties(&user.message_properties),
