@@ -4,7 +4,8 @@
 //! (`as4gate-ebms`, `as4gate-wssec`, `as4gate-pmode`); here are the parts that touch the
 //! world: configuration, listeners, the inbound pipeline, the message store and the CLI.
 //! Modules follow a message's path: [`server`] accepts it, [`inbound`] checks, stores and
-//! answers it, [`store`] keeps it.
+//! answers it, [`store`] keeps it, [`queue`] carries the work items that delivery will
+//! consume (embedded SQLite queue or RabbitMQ).
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod gateway;
 pub mod inbound;
 pub mod outbound;
 pub mod pem;
+pub mod queue;
 pub mod sample;
 pub mod server;
 pub mod store;

@@ -235,6 +235,11 @@ impl Store {
         Ok(Store { pool, writer })
     }
 
+    /// The database pool (shared with the queue layer, whose tables live in the same file).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// The stored receipt of a message already received, if any.
     pub async fn receipt_of(&self, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let row = sqlx::query("SELECT receipt FROM messages WHERE message_id = ?")

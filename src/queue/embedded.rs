@@ -1,0 +1,349 @@
+//! The embedded backend: the work queue as rows of `queue_items` in the gateway's SQLite
+//! database (see [`super::outbox`] for the table), needing no broker.
+//!
+//! - **Claim** is one atomic `UPDATE … RETURNING` that picks the oldest due row that is not
+//!   leased (or whose lease has expired), sets `lease_until = now + lease`, a fresh
+//!   `lease_token` and counts the delivery. SQLite serialises writers, so two consumers never
+//!   hold the same live lease.
+//! - **Settling** names the lease token: `ack` deletes the row, `retry_after` reschedules it
+//!   (`attempt + 1`, lease cleared), `dead_letter` moves it to `queue_dead_letters` in one
+//!   transaction. A settle whose lease expired and was claimed again matches no row and
+//!   fails with [`QueueError::DeliveryLost`], so a slow worker cannot remove work another
+//!   worker holds.
+//! - **Recovery** needs no step: after a crash, leased rows become due again when their
+//!   lease expires (at-least-once), and committed rows are durable by SQLite's WAL.
+//! - **Waiting** consumers sleep until the next row falls due, at most `poll_interval`, and
+//!   are woken at once by [`EmbeddedQueue::publish`] and [`EmbeddedQueue::wake`].
+
+use std::num::NonZeroU16;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use super::outbox::{enqueue_in, item_from_row};
+use super::{
+    Consumer, DeadLetter, Delivery, Publisher, QueueBackend, QueueConfig, QueueError, Settle,
+    WorkItem, parse_rfc3339, rfc3339, unix_ms,
+};
+
+/// The embedded (SQLite) queue. Cheap to clone; clones share one wake-up signal.
+#[derive(Debug, Clone)]
+pub struct EmbeddedQueue {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: SqlitePool,
+    lease: Duration,
+    poll_interval: Duration,
+    prefetch: NonZeroU16,
+    wake: Notify,
+}
+
+/// A consumer of the embedded queue holding at most `prefetch` unsettled deliveries.
+#[derive(Debug)]
+pub struct EmbeddedConsumer {
+    inner: Arc<Inner>,
+    slots: Arc<Semaphore>,
+}
+
+/// A claimed row: settling it names the lease token.
+#[derive(Debug)]
+pub(super) struct Lease {
+    inner: Arc<Inner>,
+    id: i64,
+    token: String,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl EmbeddedQueue {
+    /// The queue in the database behind `pool` (migrations applied), with the lease, poll
+    /// interval and prefetch of `config`.
+    pub fn new(pool: SqlitePool, config: &QueueConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                lease: config.lease,
+                poll_interval: config.poll_interval,
+                prefetch: config.prefetch,
+                wake: Notify::new(),
+            }),
+        }
+    }
+}
+
+impl Publisher for EmbeddedQueue {
+    async fn publish(&self, item: &WorkItem) -> Result<(), QueueError> {
+        let mut tx = self.inner.pool.begin().await?;
+        enqueue_in(&mut tx, item).await?;
+        tx.commit().await?;
+        self.wake();
+        Ok(())
+    }
+}
+
+impl QueueBackend for EmbeddedQueue {
+    type Consumer = EmbeddedConsumer;
+
+    async fn consumer(&self) -> Result<EmbeddedConsumer, QueueError> {
+        Ok(EmbeddedConsumer {
+            inner: self.inner.clone(),
+            slots: Arc::new(Semaphore::new(usize::from(self.inner.prefetch.get()))),
+        })
+    }
+
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let rows = sqlx::query(
+            "SELECT message_id, subscriber, attempt, enqueued_at, reason, dead_lettered_at
+             FROM queue_dead_letters ORDER BY id LIMIT ?",
+        )
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeadLetter {
+                    item: item_from_row(row, 0)?,
+                    reason: row.try_get(4)?,
+                    dead_lettered_at: parse_rfc3339(row.try_get(5)?)?,
+                })
+            })
+            .collect()
+    }
+
+    fn wake(&self) {
+        self.inner.wake.notify_waiters();
+    }
+}
+
+impl Consumer for EmbeddedConsumer {
+    async fn next(&mut self) -> Result<Delivery, QueueError> {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| QueueError::Closed)?;
+        loop {
+            // Listen before looking, so a publish between the look and the wait wakes us.
+            let mut woken = pin!(self.inner.wake.notified());
+            woken.as_mut().enable();
+            let now = unix_ms(OffsetDateTime::now_utc());
+            if let Some(claimed) = self.claim(now).await? {
+                return Ok(claimed.into_delivery(self.inner.clone(), slot));
+            }
+            let next_due: Option<i64> = sqlx::query_scalar(
+                "SELECT MIN(MAX(available_at, COALESCE(lease_until, 0))) FROM queue_items",
+            )
+            .fetch_one(&self.inner.pool)
+            .await?;
+            let wait = next_due
+                .map(|due| Duration::from_millis(u64::try_from(due - now).unwrap_or(0)))
+                .map_or(self.inner.poll_interval, |d| {
+                    d.min(self.inner.poll_interval)
+                });
+            tokio::select! {
+                () = woken => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+impl EmbeddedConsumer {
+    /// Leases the oldest due item, if any.
+    async fn claim(&self, now: i64) -> Result<Option<Claimed>, QueueError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        let lease_ms = i64::try_from(self.inner.lease.as_millis()).unwrap_or(i64::MAX);
+        let Some(row) = sqlx::query(
+            "UPDATE queue_items
+             SET lease_until = ?1 + ?2, lease_token = ?3, deliveries = deliveries + 1
+             WHERE id = (SELECT id FROM queue_items
+                         WHERE available_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+                         ORDER BY available_at, id LIMIT 1)
+             RETURNING id, deliveries, message_id, subscriber, attempt, enqueued_at",
+        )
+        .bind(now)
+        .bind(lease_ms)
+        .bind(&token)
+        .fetch_optional(&self.inner.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let deliveries: i64 = row.try_get(1)?;
+        Ok(Some(Claimed {
+            id: row.try_get(0)?,
+            token,
+            redelivered: deliveries > 1,
+            item: item_from_row(&row, 2)?,
+        }))
+    }
+}
+
+/// A row this consumer has just leased.
+struct Claimed {
+    id: i64,
+    token: String,
+    redelivered: bool,
+    item: WorkItem,
+}
+
+impl Claimed {
+    fn into_delivery(self, inner: Arc<Inner>, slot: OwnedSemaphorePermit) -> Delivery {
+        Delivery {
+            item: self.item,
+            redelivered: self.redelivered,
+            settle: Settle::Embedded(Lease {
+                inner,
+                id: self.id,
+                token: self.token,
+                _slot: slot,
+            }),
+        }
+    }
+}
+
+impl Lease {
+    /// Deletes the row.
+    pub(super) async fn ack(self) -> Result<(), QueueError> {
+        let done = sqlx::query("DELETE FROM queue_items WHERE id = ? AND lease_token = ?")
+            .bind(self.id)
+            .bind(&self.token)
+            .execute(&self.inner.pool)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            return Err(QueueError::DeliveryLost);
+        }
+        Ok(())
+    }
+
+    /// Reschedules the row `delay` from now with `attempt + 1`.
+    pub(super) async fn retry_after(self, delay: Duration) -> Result<(), QueueError> {
+        let due = unix_ms(OffsetDateTime::now_utc())
+            .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+        let done = sqlx::query(
+            "UPDATE queue_items
+             SET attempt = attempt + 1, available_at = ?, lease_until = NULL,
+                 lease_token = NULL, deliveries = 0
+             WHERE id = ? AND lease_token = ?",
+        )
+        .bind(due)
+        .bind(self.id)
+        .bind(&self.token)
+        .execute(&self.inner.pool)
+        .await?
+        .rows_affected();
+        if done == 0 {
+            return Err(QueueError::DeliveryLost);
+        }
+        self.inner.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// Moves the row to `queue_dead_letters` with `reason`, in one transaction.
+    pub(super) async fn dead_letter(self, reason: &str) -> Result<(), QueueError> {
+        let mut tx = self.inner.pool.begin().await?;
+        let Some(row) = sqlx::query(
+            "DELETE FROM queue_items WHERE id = ? AND lease_token = ?
+             RETURNING message_id, subscriber, attempt, enqueued_at",
+        )
+        .bind(self.id)
+        .bind(&self.token)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Err(QueueError::DeliveryLost);
+        };
+        let item = item_from_row(&row, 0)?;
+        sqlx::query(
+            "INSERT INTO queue_dead_letters
+                 (message_id, subscriber, attempt, enqueued_at, reason, dead_lettered_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&item.message_id)
+        .bind(&item.subscriber)
+        .bind(i64::from(item.attempt))
+        .bind(rfc3339(item.enqueued_at)?)
+        .bind(reason)
+        .bind(rfc3339(OffsetDateTime::now_utc())?)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    use super::*;
+
+    async fn queue(lease: Duration) -> (EmbeddedQueue, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(dir.path().join("db"))
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .unwrap();
+        sqlx::migrate!("./migrations").run(&pool).await.unwrap();
+        let config = QueueConfig {
+            lease,
+            poll_interval: Duration::from_millis(20),
+            ..QueueConfig::default()
+        };
+        (EmbeddedQueue::new(pool, &config), dir)
+    }
+
+    #[tokio::test]
+    async fn a_settle_after_the_lease_passed_to_another_consumer_is_refused() {
+        let (queue, _dir) = queue(Duration::from_millis(100)).await;
+        let item = WorkItem::new("m1", "s", OffsetDateTime::now_utc());
+        queue.publish(&item).await.unwrap();
+        let slow = queue.consumer().await.unwrap().next().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let fast = queue.consumer().await.unwrap().next().await.unwrap();
+        assert!(fast.redelivered());
+        assert!(matches!(slow.ack().await, Err(QueueError::DeliveryLost)));
+        fast.dead_letter("gave up").await.unwrap();
+        let letters = queue.dead_letters(5).await.unwrap();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].item, item);
+    }
+
+    #[tokio::test]
+    async fn publishing_a_pending_pair_again_changes_nothing() {
+        let (queue, _dir) = queue(Duration::from_secs(60)).await;
+        let item = WorkItem::new("m1", "s", OffsetDateTime::now_utc());
+        queue.publish(&item).await.unwrap();
+        queue.publish(&item).await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_items")
+            .fetch_one(&queue.inner.pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 1);
+        let delivery = queue.consumer().await.unwrap().next().await.unwrap();
+        delivery
+            .retry_after(Duration::from_millis(10))
+            .await
+            .unwrap();
+        let again = queue.consumer().await.unwrap().next().await.unwrap();
+        assert_eq!(again.item().attempt, 1);
+        assert!(
+            !again.redelivered(),
+            "a retry is a new attempt, not a redelivery"
+        );
+    }
+}

@@ -1,0 +1,57 @@
+//! The transactional entry point: work items written in the same SQLite transaction as the
+//! store change that makes them necessary.
+//!
+//! On-disk format (`migrations/0002_queue.sql`), table `queue_items`, one row per pending
+//! item, unique per `(message_id, subscriber)`:
+//! `id` (insertion order), `message_id`, `subscriber`, `attempt`, `enqueued_at` (RFC 3339),
+//! `available_at` (Unix ms; not handed out before), `lease_until` / `lease_token` (embedded
+//! only: who holds it and until when), `deliveries` (claims since the last schedule).
+//!
+//! With the embedded backend this table **is** the queue. With RabbitMQ it is the outbox:
+//! the relay publishes due rows with publisher confirms and deletes each only after its
+//! confirm, so a crash between the caller's commit and the broker's confirm loses nothing
+//! (the row is republished on restart; a duplicate is possible). Rows scheduled in the future
+//! stay until due, so switching a database from the embedded backend to RabbitMQ hands
+//! pending items over.
+
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{QueueError, WorkItem, parse_rfc3339, rfc3339, unix_ms};
+
+/// Adds `item` to the queue inside the caller's transaction; it becomes visible to
+/// consumers (or the relay) when that transaction commits, due at `item.enqueued_at`.
+/// Enqueueing a `(message_id, subscriber)` that is still pending changes nothing.
+pub async fn enqueue_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    item: &WorkItem,
+) -> Result<(), QueueError> {
+    sqlx::query(
+        "INSERT INTO queue_items (message_id, subscriber, attempt, enqueued_at, available_at)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (message_id, subscriber) DO NOTHING",
+    )
+    .bind(&item.message_id)
+    .bind(&item.subscriber)
+    .bind(i64::from(item.attempt))
+    .bind(rfc3339(item.enqueued_at)?)
+    .bind(unix_ms(item.enqueued_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Reads the item columns `message_id, subscriber, attempt, enqueued_at` starting at
+/// column `first` of a row.
+pub(super) fn item_from_row(
+    row: &sqlx::sqlite::SqliteRow,
+    first: usize,
+) -> Result<WorkItem, QueueError> {
+    let attempt: i64 = row.try_get(first + 2)?;
+    Ok(WorkItem {
+        message_id: row.try_get(first)?,
+        subscriber: row.try_get(first + 1)?,
+        attempt: u32::try_from(attempt)
+            .map_err(|_| QueueError::MalformedItem(format!("attempt {attempt}")))?,
+        enqueued_at: parse_rfc3339(row.try_get(first + 3)?)?,
+    })
+}

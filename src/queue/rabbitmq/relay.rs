@@ -1,0 +1,136 @@
+//! The outbox relay: moves committed rows of `queue_items` to the broker.
+//!
+//! Each round reads up to `relay_batch` due rows in insertion order, publishes them all on
+//! the publisher channel (mandatory, persistent), then awaits their confirms in order and
+//! deletes exactly the rows whose publish was confirmed and routed, in one transaction. A
+//! row whose publish failed, was nacked or whose confirm never came (lost connection, crash)
+//! stays and is published again in a later round or after restart; the consumer side is
+//! idempotent by id. There must be one relay per database: the gateway starts it in
+//! [`super::RabbitQueue::open`].
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, watch};
+
+use super::link::Link;
+use super::{confirmed, publish_options, wire};
+use crate::queue::outbox::item_from_row;
+use crate::queue::{QueueError, unix_ms};
+
+/// The relay task's state.
+pub(super) struct Relay {
+    pub(super) pool: SqlitePool,
+    pub(super) links: watch::Receiver<Option<Arc<Link>>>,
+    pub(super) exchange: String,
+    pub(super) work: String,
+    pub(super) batch: u16,
+    pub(super) poll_interval: Duration,
+    pub(super) wake: Arc<Notify>,
+    pub(super) stop: watch::Receiver<()>,
+}
+
+impl Relay {
+    /// Relays until the queue is dropped.
+    pub(super) async fn run(mut self) {
+        loop {
+            let woken = self.wake.clone();
+            let mut woken = pin!(woken.notified());
+            woken.as_mut().enable();
+            let mut stop = self.stop.clone();
+            let round = tokio::select! {
+                _ = stop.changed() => return,
+                round = self.round() => round,
+            };
+            match round {
+                // A full batch: more may be waiting.
+                Ok(relayed) if relayed == usize::from(self.batch) => continue,
+                Ok(_) => {}
+                Err(QueueError::Closed) => return,
+                Err(error) => tracing::warn!(%error, "outbox relay round failed; will retry"),
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = woken => {}
+                () = tokio::time::sleep(self.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Publishes one batch of due rows; returns how many rows were read.
+    async fn round(&mut self) -> Result<usize, QueueError> {
+        let rows = sqlx::query(
+            "SELECT id, message_id, subscriber, attempt, enqueued_at FROM queue_items
+             WHERE available_at <= ? ORDER BY id LIMIT ?",
+        )
+        .bind(unix_ms(OffsetDateTime::now_utc()))
+        .bind(i64::from(self.batch))
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let link = self
+            .links
+            .wait_for(|link| link.as_ref().is_some_and(|l| l.is_up()))
+            .await
+            .map_err(|_| QueueError::Closed)?
+            .clone()
+            .ok_or(QueueError::Closed)?;
+        let mut pending = Vec::with_capacity(rows.len());
+        let mut failure = None;
+        for row in &rows {
+            let id: i64 = row.try_get(0)?;
+            let body = match item_from_row(row, 1).and_then(|item| wire::encode(&item)) {
+                Ok(body) => body,
+                Err(error) => {
+                    tracing::error!(%error, outbox_id = id, "unreadable outbox row left in place");
+                    continue;
+                }
+            };
+            match link
+                .publisher
+                .basic_publish(
+                    self.exchange.as_str().into(),
+                    self.work.as_str().into(),
+                    publish_options(),
+                    &body,
+                    wire::properties(None),
+                )
+                .await
+            {
+                Ok(confirm) => pending.push((id, confirm)),
+                Err(error) => {
+                    failure = Some(QueueError::from(error));
+                    break;
+                }
+            }
+        }
+        let mut done = Vec::with_capacity(pending.len());
+        for (id, confirm) in pending {
+            match confirm
+                .await
+                .map_err(QueueError::from)
+                .and_then(|c| confirmed(c, &self.work))
+            {
+                Ok(()) => done.push(id),
+                Err(error) => failure = Some(error),
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        for id in &done {
+            sqlx::query("DELETE FROM queue_items WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(rows.len()),
+        }
+    }
+}
