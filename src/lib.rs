@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod gateway;
 pub mod inbound;
 pub mod outbound;

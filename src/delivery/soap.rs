@@ -1,0 +1,236 @@
+//! The SOAP binding: a SOAP 1.2 `deliverMessage` request with the payloads as SwA
+//! attachments (`multipart/related`), one POST per message.
+//!
+//! HTTP `Content-Type`: `multipart/related; type="application/soap+xml";
+//! start="<deliverMessage@as4gate>"; start-info="application/soap+xml"; boundary=…`.
+//! The root part (`Content-ID: <deliverMessage@as4gate>`, `Content-Type: application/soap+xml;
+//! charset=UTF-8; action="urn:as4gate:backend:1:deliverMessage"`) is exactly:
+//!
+//! ```xml
+//! <?xml version="1.0" encoding="UTF-8"?>
+//! <env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope">
+//!   <env:Body>
+//!     <deliverMessage xmlns="urn:as4gate:backend:1">
+//!       <messageId>m1@blue</messageId>
+//!       <conversationId>c1</conversationId>
+//!       <refToMessageId>…</refToMessageId>          <!-- only when present -->
+//!       <timestamp>2026-11-23T00:00:00Z</timestamp>
+//!       <receivedAt>2026-11-23T00:00:01Z</receivedAt>
+//!       <pmodeId>blue-to-red</pmodeId>
+//!       <agreement>…</agreement>                    <!-- only when present -->
+//!       <mpc>…</mpc>
+//!       <from><partyId>blue_gw</partyId><role>…</role></from>
+//!       <to><partyId>red_gw</partyId><role>…</role></to>
+//!       <service type="…">svc</service>             <!-- type only when present -->
+//!       <action>act</action>
+//!       <properties>
+//!         <property name="originalSender" type="…">x</property>
+//!       </properties>
+//!       <payloads>
+//!         <payload href="cid:p1@x" mimeType="application/xml" characterSet="…"
+//!                  size="3" sha256="…">
+//!           <property name="…">…</property>          <!-- part properties -->
+//!         </payload>
+//!       </payloads>
+//!     </deliverMessage>
+//!   </env:Body>
+//! </env:Envelope>
+//! ```
+//!
+//! (without the comments or indentation). Each payload follows as a part with
+//! `Content-ID: <p1@x>`, `Content-Type: <MimeType>` and `Content-Transfer-Encoding: binary`,
+//! in the order of `<payloads>`. Success is a 2xx answer whose body is a SOAP envelope
+//! without a `Fault` ([`SoapRetryLogic`]); any `deliverMessageResponse` content is ignored.
+
+use bytes::Bytes;
+
+use super::config::BackendConfig;
+use super::multipart::{Multipart, content_id_header, open_payloads, quoted, safe_mime_type};
+use super::retry::{RetryLogic, SoapRetryLogic};
+use super::transport::HttpSender;
+use super::{Connector, ConnectorError, Outcome};
+use crate::store::{BlobStore, InboundRecord, StoredProperty};
+
+/// Namespace of the back-end interface.
+pub const BACKEND_NS: &str = "urn:as4gate:backend:1";
+
+/// SOAP action of `deliverMessage`.
+pub const DELIVER_ACTION: &str = "urn:as4gate:backend:1:deliverMessage";
+
+/// Content-ID of the envelope part.
+pub const ROOT_CONTENT_ID: &str = "deliverMessage@as4gate";
+
+/// The `deliverMessage` envelope for `m` (see the module docs for its shape).
+pub fn envelope(m: &InboundRecord) -> String {
+    let mut x = String::with_capacity(1024);
+    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    x.push_str("<env:Envelope xmlns:env=\"http://www.w3.org/2003/05/soap-envelope\"><env:Body>");
+    x.push_str(&format!("<deliverMessage xmlns=\"{BACKEND_NS}\">"));
+    element(&mut x, "messageId", &m.message_id);
+    element(&mut x, "conversationId", &m.conversation_id);
+    if let Some(r) = &m.ref_to_message_id {
+        element(&mut x, "refToMessageId", r);
+    }
+    element(&mut x, "timestamp", &m.message_timestamp);
+    element(&mut x, "receivedAt", &m.received_at);
+    element(&mut x, "pmodeId", &m.pmode_id);
+    if let Some(a) = &m.agreement {
+        element(&mut x, "agreement", a);
+    }
+    element(&mut x, "mpc", &m.mpc);
+    for (name, party, role) in [
+        ("from", &m.from_party, &m.from_role),
+        ("to", &m.to_party, &m.to_role),
+    ] {
+        x.push_str(&format!("<{name}>"));
+        element(&mut x, "partyId", party);
+        element(&mut x, "role", role);
+        x.push_str(&format!("</{name}>"));
+    }
+    x.push_str("<service");
+    if let Some(t) = &m.service_type {
+        attribute(&mut x, "type", t);
+    }
+    x.push('>');
+    x.push_str(&escape(&m.service));
+    x.push_str("</service>");
+    element(&mut x, "action", &m.action);
+    x.push_str("<properties>");
+    properties(&mut x, &m.message_properties);
+    x.push_str("</properties><payloads>");
+    for p in &m.payloads {
+        x.push_str("<payload");
+        attribute(&mut x, "href", &format!("cid:{}", p.content_id));
+        if let Some(v) = &p.mime_type {
+            attribute(&mut x, "mimeType", v);
+        }
+        if let Some(v) = &p.character_set {
+            attribute(&mut x, "characterSet", v);
+        }
+        attribute(&mut x, "size", &p.blob.size.to_string());
+        attribute(&mut x, "sha256", &p.blob.id);
+        x.push('>');
+        properties(&mut x, &p.properties);
+        x.push_str("</payload>");
+    }
+    x.push_str("</payloads></deliverMessage></env:Body></env:Envelope>");
+    x
+}
+
+fn properties(x: &mut String, props: &[StoredProperty]) {
+    for p in props {
+        x.push_str("<property");
+        attribute(x, "name", &p.name);
+        if let Some(t) = &p.r#type {
+            attribute(x, "type", t);
+        }
+        x.push('>');
+        x.push_str(&escape(&p.value));
+        x.push_str("</property>");
+    }
+}
+
+fn element(x: &mut String, name: &str, text: &str) {
+    x.push_str(&format!("<{name}>{}</{name}>", escape(text)));
+}
+
+fn attribute(x: &mut String, name: &str, value: &str) {
+    x.push_str(&format!(" {name}=\"{}\"", escape(value)));
+}
+
+/// `text` escaped for XML character data and attribute values (whitespace other than a
+/// plain space is written as a character reference so attribute normalisation keeps it).
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Pushes messages to a SOAP back-end.
+#[derive(Debug)]
+pub struct SoapConnector {
+    id: String,
+    sender: HttpSender,
+    logic: SoapRetryLogic,
+}
+
+impl SoapConnector {
+    /// A connector for `config` (its binding is not checked here).
+    pub fn new(config: BackendConfig) -> Result<SoapConnector, ConnectorError> {
+        Ok(SoapConnector {
+            sender: HttpSender::new(&config)?,
+            id: config.id,
+            logic: SoapRetryLogic,
+        })
+    }
+}
+
+impl Connector for SoapConnector {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn deliver(&self, message: &InboundRecord, blobs: &BlobStore) -> Outcome {
+        let payloads = match open_payloads(message, blobs).await {
+            Ok(p) => p,
+            Err(e) => return self.logic.classify(Err(&e)),
+        };
+        let mut body = Multipart::new();
+        body.bytes_part(
+            &[
+                format!("Content-ID: <{ROOT_CONTENT_ID}>"),
+                format!(
+                    "Content-Type: application/soap+xml; charset=UTF-8; action={}",
+                    quoted(DELIVER_ACTION)
+                ),
+                "Content-Transfer-Encoding: binary".to_owned(),
+            ],
+            Bytes::from(envelope(message)),
+        );
+        for (stored, payload) in message.payloads.iter().zip(payloads) {
+            body.payload_part(
+                &[
+                    content_id_header(&stored.content_id),
+                    format!(
+                        "Content-Type: {}",
+                        safe_mime_type(stored.mime_type.as_deref())
+                    ),
+                    "Content-Transfer-Encoding: binary".to_owned(),
+                ],
+                payload,
+            );
+        }
+        let content_type = format!(
+            "multipart/related; type=\"application/soap+xml\"; start=\"<{ROOT_CONTENT_ID}>\"; \
+             start-info=\"application/soap+xml\"; boundary=\"{}\"",
+            body.boundary()
+        );
+        let answer = self.sender.post(content_type, body).await;
+        self.logic.classify(answer.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_line_breaks() {
+        assert_eq!(
+            escape("a<b>&\"c'\r\n"),
+            "a&lt;b&gt;&amp;&quot;c&apos;&#13;&#10;"
+        );
+    }
+}
