@@ -378,3 +378,48 @@ fn common_tool(name: &str) -> Option<&str> {
     eprintln!("skipping: {name} is not installed");
     None
 }
+
+/// POSTs `body` with chunked transfer encoding (no Content-Length), in 1000-byte frames, so
+/// the gateway takes its streaming path.
+async fn post_chunked(url: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::{Bytes, Frame};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = body
+        .chunks(1000)
+        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
+    let stream = StreamBody::new(futures_util::stream::iter(frames));
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let request = hyper::Request::post(url)
+        .header("content-type", content_type)
+        .body(stream)
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn chunked_bodies_stream_and_are_bounded() {
+    let gw = TestGateway::start("[limits]\nmax_body_bytes = 50000\n").await;
+    let sender = Sender::blue("blue-to-red");
+    let small = sender.compose(
+        "chunked-1@blue.test",
+        vec![payload(1, "application/xml", b"<doc>streamed</doc>")],
+    );
+    let (content_type, body) = small.to_mime("MIMEBoundary_chunked").unwrap();
+    let (status, receipt) = post_chunked(&gw.url(), &content_type, body).await;
+    assert_eq!(status, 200, "{receipt}");
+
+    let big = sender.compose(
+        "chunked-2@blue.test",
+        vec![payload(1, "application/octet-stream", &noise(200_000))],
+    );
+    let (content_type, body) = big.to_mime("MIMEBoundary_chunked").unwrap();
+    let answer = post_chunked(&gw.url(), &content_type, body).await;
+    assert_ebms_error(&answer, "EBMS:0004");
+    assert!(answer.1.contains("max_body_bytes"), "{}", answer.1);
+}
