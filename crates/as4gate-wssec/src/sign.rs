@@ -150,13 +150,27 @@ impl AttachmentToSign {
     }
 }
 
-/// A signed envelope and the references it carries (what a receipt for it must echo).
+/// A signed envelope; [`SignedEnvelope::references`] reads back what a receipt for it must
+/// echo (only a sender needs that, so it is not computed for every receipt we sign).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedEnvelope {
     /// The signed SOAP envelope.
     pub xml: String,
+    signature_id: String,
+}
+
+impl SignedEnvelope {
     /// Our signature's references, in signature order.
-    pub references: Vec<NrReference>,
+    pub fn references(&self) -> Result<Vec<NrReference>, WssecError> {
+        let signed = uppsala::parse(&self.xml).map_err(|e| {
+            WssecError::SigningFailed(format!("signed envelope does not parse: {e}"))
+        })?;
+        let signature = descendants_named(&signed, signed.root(), names::DS, "Signature")
+            .into_iter()
+            .find(|s| signed.get_attribute(*s, "Id") == Some(self.signature_id.as_str()))
+            .ok_or_else(|| WssecError::SigningFailed("signature vanished".into()))?;
+        Ok(ParsedSignature::read(&signed, signature, usize::MAX)?.references)
+    }
 }
 
 /// The `wsu:Id` of `node`, required to be a bare NCName.
@@ -275,15 +289,7 @@ pub fn sign_envelope(
     let xml =
         bergshamra::sign(&ctx, &template).map_err(|e| WssecError::SigningFailed(e.to_string()))?;
 
-    let signed = uppsala::parse(&xml)
-        .map_err(|e| WssecError::SigningFailed(format!("signed envelope does not parse: {e}")))?;
-    let signature = descendants_named(&signed, signed.root(), names::DS, "Signature")
-        .into_iter()
-        .find(|s| signed.get_attribute(*s, "Id") == Some(signature_id.as_str()))
-        .ok_or_else(|| WssecError::SigningFailed("signature vanished".into()))?;
-    let references = ParsedSignature::read(&signed, signature, usize::MAX)?.references;
-    drop(signed);
-    Ok(SignedEnvelope { xml, references })
+    Ok(SignedEnvelope { xml, signature_id })
 }
 
 /// A parsed private key kept for the life of the identity.

@@ -11,16 +11,17 @@ fn round_trip(kind: &str, policy: &SecurityPolicy, expected_alg: &str) {
     let parts = sample_parts();
     let identity = identity("blue_gw", kind);
     let signed = sign_envelope(&unsigned_envelope(&parts), &identity, &to_sign(&parts)).unwrap();
-    assert_eq!(signed.references.len(), 2 + parts.len());
-    assert_eq!(signed.references[0].uri, "#_messaging");
-    assert_eq!(signed.references[1].uri, "#_body");
-    assert_eq!(signed.references[2].uri, "cid:payload-1@as4gate.test");
+    let signed_references = signed.references().unwrap();
+    assert_eq!(signed_references.len(), 2 + parts.len());
+    assert_eq!(signed_references[0].uri, "#_messaging");
+    assert_eq!(signed_references[1].uri, "#_body");
+    assert_eq!(signed_references[2].uri, "cid:payload-1@as4gate.test");
     assert_eq!(
-        signed.references[2].transforms[0].algorithm,
+        signed_references[2].transforms[0].algorithm,
         ns::SWA_ATTACHMENT_CONTENT_SIGNATURE_TRANSFORM
     );
     assert_eq!(
-        signed.references[0].transforms[0]
+        signed_references[0].transforms[0]
             .inclusive_prefixes
             .as_deref(),
         Some("S12")
@@ -35,7 +36,7 @@ fn round_trip(kind: &str, policy: &SecurityPolicy, expected_alg: &str) {
     assert!(evidence.signed_by(&[pem_der(&format!("blue_gw/{kind}.crt"))]));
     assert!(!evidence.signed_by(&[pem_der(&format!("red_gw/{kind}.crt"))]));
     assert_eq!(evidence.signature_algorithm, expected_alg);
-    assert_eq!(evidence.references, signed.references);
+    assert_eq!(evidence.references, signed_references);
     let user_message = &verified.value().user_messages[0];
     assert_eq!(user_message.message_info.message_id, "msg-1@as4gate.test");
 }
