@@ -13,11 +13,9 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use anyhow::Context;
+use as4gate::outbound::compose::{self, property};
 use as4gate_ebms::mime::MultipartWriter;
-use as4gate_ebms::model::{
-    AgreementRef, CollaborationInfo, MessageInfo, PartInfo, Party, PartyId, PartyInfo, Property,
-    Service, UserMessage,
-};
+use as4gate_ebms::model::{PartInfo, UserMessage};
 use as4gate_ebms::ns::{ALG_SHA256, COMPRESSION_GZIP};
 use as4gate_ebms::signal::build_user_message;
 use as4gate_wssec::sign::{AttachmentToSign, sign_envelope};
@@ -161,54 +159,17 @@ fn user_message(sender: &Sender, message_id: &str) -> UserMessage {
     if pmode.payload.compress {
         properties.push(property("CompressionType", COMPRESSION_GZIP));
     }
-    UserMessage {
-        mpc: pmode.business.mpc.clone(),
-        message_info: MessageInfo {
-            timestamp: as4gate::inbound::process::timestamp(time::OffsetDateTime::now_utc()),
-            message_id: message_id.to_owned(),
-            ref_to_message_id: None,
-        },
-        party_info: PartyInfo {
-            from: party(&pmode.initiator),
-            to: party(&pmode.responder),
-        },
-        collaboration_info: CollaborationInfo {
-            agreement_ref: pmode.agreement.as_ref().map(|a| AgreementRef {
-                value: a.value.clone(),
-                r#type: a.r#type.clone(),
-                pmode: None,
-            }),
-            service: Service {
-                value: pmode.business.service.clone(),
-                r#type: pmode.business.service_type.clone(),
-            },
-            action: pmode.business.action.clone(),
-            conversation_id: uuid::Uuid::new_v4().to_string(),
-        },
-        message_properties: Vec::new(),
-        payload_info: vec![PartInfo {
+    compose::user_message(
+        pmode,
+        message_id,
+        &uuid::Uuid::new_v4().to_string(),
+        Vec::new(),
+        vec![PartInfo {
             href: Some(format!("cid:{PAYLOAD_CID}")),
             properties,
         }],
-    }
-}
-
-fn property(name: &str, value: &str) -> Property {
-    Property {
-        name: name.to_owned(),
-        value: value.to_owned(),
-        r#type: None,
-    }
-}
-
-fn party(spec: &as4gate_pmode::PartySpec) -> Party {
-    Party {
-        party_ids: vec![PartyId {
-            value: spec.party_id.clone(),
-            r#type: spec.party_type.clone(),
-        }],
-        role: spec.role.clone(),
-    }
+        time::OffsetDateTime::now_utc(),
+    )
 }
 
 #[cfg(test)]

@@ -49,6 +49,8 @@ use super::multipart::{Multipart, content_id_header, open_payloads, quoted, safe
 use super::retry::{RetryLogic, SoapRetryLogic};
 use super::transport::HttpSender;
 use super::{Connector, ConnectorError, Outcome};
+use as4gate_ebms::xml::escape;
+
 use crate::store::{BlobStore, InboundRecord, StoredProperty};
 
 /// Namespace of the back-end interface.
@@ -136,26 +138,6 @@ fn element(x: &mut String, name: &str, text: &str) {
 
 fn attribute(x: &mut String, name: &str, value: &str) {
     x.push_str(&format!(" {name}=\"{}\"", escape(value)));
-}
-
-/// `text` escaped for XML character data and attribute values (whitespace other than a
-/// plain space is written as a character reference so attribute normalisation keeps it).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Pushes messages to a SOAP back-end.

@@ -106,13 +106,7 @@ pub fn fault(code: &str, reason: &str) -> Response {
          <env:Code><env:Value>env:{code}</env:Value></env:Code>\
          <env:Reason><env:Text xml:lang=\"en\">{}</env:Text></env:Reason>\
          </env:Fault></env:Body></env:Envelope>",
-        escape(reason)
+        as4gate_ebms::xml::escape(reason)
     );
     soap(status, xml.into_bytes())
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -144,33 +144,14 @@ pub fn compose(out: &Outgoing<'_>, keys: &SenderKeys<'_>) -> anyhow::Result<Comp
             body,
         });
     }
-    let user = UserMessage {
-        mpc: pmode.business.mpc.clone(),
-        message_info: MessageInfo {
-            timestamp: crate::inbound::process::timestamp(out.now),
-            message_id: out.message_id.clone(),
-            ref_to_message_id: None,
-        },
-        party_info: PartyInfo {
-            from: party(&pmode.initiator),
-            to: party(&pmode.responder),
-        },
-        collaboration_info: CollaborationInfo {
-            agreement_ref: pmode.agreement.as_ref().map(|a| AgreementRef {
-                value: a.value.clone(),
-                r#type: a.r#type.clone(),
-                pmode: None,
-            }),
-            service: Service {
-                value: pmode.business.service.clone(),
-                r#type: pmode.business.service_type.clone(),
-            },
-            action: pmode.business.action.clone(),
-            conversation_id: out.conversation_id.clone(),
-        },
-        message_properties: out.properties.clone(),
-        payload_info: part_infos,
-    };
+    let user = user_message(
+        pmode,
+        &out.message_id,
+        &out.conversation_id,
+        out.properties.clone(),
+        part_infos,
+        out.now,
+    );
     let unsigned = build_user_message(&user)?;
     let to_sign = parts
         .iter()
@@ -212,7 +193,47 @@ pub fn compose(out: &Outgoing<'_>, keys: &SenderKeys<'_>) -> anyhow::Result<Comp
     Ok(Composed { envelope, parts })
 }
 
-fn property(name: &str, value: &str) -> Property {
+/// The UserMessage a P-Mode describes: parties, roles, agreement, service, action and MPC
+/// from the P-Mode; ids, properties and PartInfo from the caller.
+pub fn user_message(
+    pmode: &PMode,
+    message_id: &str,
+    conversation_id: &str,
+    properties: Vec<Property>,
+    payload_info: Vec<PartInfo>,
+    now: OffsetDateTime,
+) -> UserMessage {
+    UserMessage {
+        mpc: pmode.business.mpc.clone(),
+        message_info: MessageInfo {
+            timestamp: crate::inbound::process::timestamp(now),
+            message_id: message_id.to_owned(),
+            ref_to_message_id: None,
+        },
+        party_info: PartyInfo {
+            from: party(&pmode.initiator),
+            to: party(&pmode.responder),
+        },
+        collaboration_info: CollaborationInfo {
+            agreement_ref: pmode.agreement.as_ref().map(|a| AgreementRef {
+                value: a.value.clone(),
+                r#type: a.r#type.clone(),
+                pmode: None,
+            }),
+            service: Service {
+                value: pmode.business.service.clone(),
+                r#type: pmode.business.service_type.clone(),
+            },
+            action: pmode.business.action.clone(),
+            conversation_id: conversation_id.to_owned(),
+        },
+        message_properties: properties,
+        payload_info,
+    }
+}
+
+/// A part or message property without a type.
+pub fn property(name: &str, value: &str) -> Property {
     Property {
         name: name.to_owned(),
         value: value.to_owned(),

@@ -1,5 +1,6 @@
 //! Small read helpers over the `uppsala` DOM shared by the token, signature and signing code.
 
+pub(crate) use as4gate_ebms::xml::escape;
 use uppsala::{Document, NodeId};
 
 /// Whether `node` is an element named `{ns}local`.
@@ -74,24 +75,4 @@ pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> 
 pub(crate) fn encode_base64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// Escapes text for an XML attribute value or element content (also tab, CR and LF, which an
-/// attribute would otherwise normalise away).
-pub(crate) fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            other => out.push(other),
-        }
-    }
-    out
 }
