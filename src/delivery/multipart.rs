@@ -379,8 +379,8 @@ mod tests {
         assert!(bytes.ends_with(format!("\r\n--{boundary}--\r\n").as_bytes()));
     }
 
-    #[tokio::test]
-    async fn short_file_fails_the_stream() {
+    /// Streams a 3-byte file ("abc") declared as `len` bytes with a wrong digest; the error.
+    async fn stream_of_abc_declared_as(len: u64) -> io::Error {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"abc").unwrap();
@@ -390,35 +390,25 @@ mod tests {
             &[],
             PayloadBody::File {
                 file,
-                len: 10,
+                len,
                 content_id: "c".into(),
                 sha256: "00".repeat(32),
             },
         );
         let (_, body) = m.finish();
-        let err = body.collect().await.unwrap_err();
+        body.collect().await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn short_file_fails_the_stream() {
+        let err = stream_of_abc_declared_as(10).await;
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().contains("ends 7 bytes early"), "{err}");
     }
 
     #[tokio::test]
     async fn digest_mismatch_fails_the_stream_at_the_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, b"abc").unwrap();
-        let file = tokio::fs::File::open(&path).await.unwrap();
-        let mut m = Multipart::new();
-        m.payload_part(
-            &[],
-            PayloadBody::File {
-                file,
-                len: 3,
-                content_id: "c".into(),
-                sha256: "00".repeat(32),
-            },
-        );
-        let (_, body) = m.finish();
-        let err = body.collect().await.unwrap_err();
+        let err = stream_of_abc_declared_as(3).await;
         let corrupt = err
             .get_ref()
             .unwrap()

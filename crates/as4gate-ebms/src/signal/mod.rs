@@ -54,6 +54,15 @@ pub struct ErrorSignalSpec<'a> {
 
 const S12_MU: (&str, &str) = ("S12:mustUnderstand", "true");
 
+/// Starts a signal envelope: the envelope, `eb:SignalMessage` and its `eb:MessageInfo`.
+fn open_signal(message_id: &str, timestamp: &str, ref_to_message_id: Option<&str>) -> XmlOut {
+    let mut w = XmlOut::new();
+    open_envelope(&mut w, message_id);
+    w.open("eb:SignalMessage", &[]);
+    message_info(&mut w, timestamp, message_id, ref_to_message_id);
+    w
+}
+
 /// Builds an unsigned receipt with `ebbp:NonRepudiationInformation` holding one
 /// `ebbp:MessagePartNRInformation` per reference.
 pub fn build_receipt(spec: &ReceiptSpec<'_>) -> Result<String, EbmsError> {
@@ -64,13 +73,9 @@ pub fn build_receipt(spec: &ReceiptSpec<'_>) -> Result<String, EbmsError> {
             "a non-repudiation receipt needs at least one reference",
         ));
     }
-    let mut w = XmlOut::new();
-    open_envelope(&mut w, &spec.message_id);
-    w.open("eb:SignalMessage", &[]);
-    message_info(
-        &mut w,
-        &spec.timestamp,
+    let mut w = open_signal(
         &spec.message_id,
+        &spec.timestamp,
         Some(&spec.ref_to_message_id),
     );
     w.open("eb:Receipt", &[]);
@@ -119,13 +124,9 @@ pub fn build_error(spec: &ErrorSignalSpec<'_>) -> Result<String, EbmsError> {
             "an error signal needs at least one error",
         ));
     }
-    let mut w = XmlOut::new();
-    open_envelope(&mut w, &spec.message_id);
-    w.open("eb:SignalMessage", &[]);
-    message_info(
-        &mut w,
-        &spec.timestamp,
+    let mut w = open_signal(
         &spec.message_id,
+        &spec.timestamp,
         spec.ref_to_message_id.as_deref(),
     );
     for e in spec.errors {
