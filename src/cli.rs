@@ -1,4 +1,5 @@
-//! The command line: `serve`, `validate`, `messages list|show` and `send-sample`.
+//! The command line: `serve`, `validate`, `messages list|show`, `dlq`, `queue`,
+//! `subscription` and `send-sample`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::store::Store;
+use crate::operate::Operator;
+use crate::store::deliveries::{DeadLetterFilter, PauseKind};
+use crate::store::{DeliveryRow, Store};
 
 /// Exit code for a configuration error (sysexits `EX_USAGE`).
 const EXIT_CONFIG: u8 = 64;
@@ -34,6 +37,21 @@ enum Command {
         #[command(subcommand)]
         command: MessagesCommand,
     },
+    /// Dead-lettered deliveries: list, show, replay once, discard.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Delivery queues: list, suspend, resume.
+    Queue {
+        #[command(subcommand)]
+        command: PauseCommand,
+    },
+    /// Subscriptions: list, disable, enable.
+    Subscription {
+        #[command(subcommand)]
+        command: PauseCommand,
+    },
     /// Build a signed, encrypted sample message from the test party `blue_gw`, post it to a
     /// running gateway and print the receipt.
     SendSample(crate::sample::SendSampleArgs),
@@ -51,6 +69,63 @@ enum MessagesCommand {
     Show {
         /// The ebMS MessageId.
         message_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// List dead-lettered deliveries, oldest first.
+    List {
+        /// Only this delivery queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this subscription.
+        #[arg(long)]
+        subscription: Option<String>,
+        /// Only this reason: retries_exhausted, expired, no_route, permanent_error.
+        #[arg(long)]
+        reason: Option<String>,
+        /// How many to show.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Show the deliveries of one message and its history.
+    Show {
+        /// The ebMS MessageId.
+        message_id: String,
+    },
+    /// Deliver a dead letter again, once (`*` as subscription re-routes a no_route one).
+    Replay {
+        /// The ebMS MessageId.
+        message_id: String,
+        /// The subscription it was dead-lettered for.
+        subscription: String,
+    },
+    /// Give up on a dead letter for good (kept as discarded).
+    Discard {
+        /// The ebMS MessageId.
+        message_id: String,
+        /// The subscription it was dead-lettered for.
+        subscription: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PauseCommand {
+    /// List them with their state.
+    List,
+    /// Stop delivering (messages are kept; TTL keeps counting). For a queue: suspend; for a
+    /// subscription: disable.
+    #[command(alias = "suspend", alias = "disable")]
+    Pause {
+        /// Queue name or subscription id.
+        name: String,
+    },
+    /// Deliver again, backlog first. For a queue: resume; for a subscription: enable.
+    #[command(alias = "resume", alias = "enable")]
+    Unpause {
+        /// Queue name or subscription id.
+        name: String,
     },
 }
 
@@ -88,6 +163,13 @@ pub fn run() -> ExitCode {
             }
         },
         Command::Messages { command } => report(runtime.block_on(messages(&config, command))),
+        Command::Dlq { command } => report(runtime.block_on(dlq(&config, command))),
+        Command::Queue { command } => {
+            report(runtime.block_on(pause(&config, PauseKind::Queue, command)))
+        }
+        Command::Subscription { command } => {
+            report(runtime.block_on(pause(&config, PauseKind::Subscription, command)))
+        }
         Command::SendSample(_) => unreachable!("handled above"),
     }
 }
@@ -187,6 +269,7 @@ async fn messages(config: &Config, command: MessagesCommand) -> anyhow::Result<(
                     p.blob.id
                 );
             }
+            print_deliveries(&store.deliveries_of(&r.message_id).await?);
             println!("History:");
             for h in &d.history {
                 println!(
@@ -201,6 +284,160 @@ async fn messages(config: &Config, command: MessagesCommand) -> anyhow::Result<(
             }
             println!("Receipt:");
             println!("{}", String::from_utf8_lossy(&r.receipt));
+        }
+    }
+    Ok(())
+}
+
+/// Who is acting, for the audit log: `cli:<login>`.
+fn actor() -> String {
+    let login = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{login}")
+}
+
+fn print_deliveries(rows: &[DeliveryRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!("Deliveries:");
+    for d in rows {
+        println!(
+            "  {:<20} queue {:<16} {:<10} attempts {}{}{}{}  updated {}",
+            d.subscription,
+            d.queue,
+            d.state,
+            d.attempts,
+            d.reason
+                .as_deref()
+                .map(|r| format!("  reason {r}"))
+                .unwrap_or_default(),
+            if d.replays > 0 {
+                format!("  replayed {}x", d.replays)
+            } else {
+                String::new()
+            },
+            d.last_error
+                .as_deref()
+                .map(|e| format!("  last error: {e}"))
+                .unwrap_or_default(),
+            d.updated_at
+        );
+    }
+}
+
+async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
+    let operator = Operator::open(config, actor()).await?;
+    match command {
+        DlqCommand::List {
+            queue,
+            subscription,
+            reason,
+            limit,
+        } => {
+            let rows = operator
+                .dead_letters(&DeadLetterFilter {
+                    queue,
+                    subscription,
+                    reason,
+                    limit,
+                })
+                .await?;
+            println!(
+                "{:<25} {:<18} {:<16} {:<18} {:>8}  MESSAGE ID / LAST ERROR",
+                "DEAD-LETTERED", "REASON", "QUEUE", "SUBSCRIPTION", "ATTEMPTS"
+            );
+            for d in rows {
+                println!(
+                    "{:<25} {:<18} {:<16} {:<18} {:>8}  {}\n{:>90}{}",
+                    d.updated_at,
+                    d.reason.as_deref().unwrap_or("-"),
+                    d.queue,
+                    d.subscription,
+                    d.attempts,
+                    d.message_id,
+                    "",
+                    d.last_error.as_deref().unwrap_or("")
+                );
+            }
+        }
+        DlqCommand::Show { message_id } => {
+            let store = operator.store();
+            let Some(m) = store.message(&message_id).await? else {
+                anyhow::bail!("no message with id {message_id:?}");
+            };
+            println!("Message ID:      {}", m.record.message_id);
+            println!("State:           {}", m.state);
+            println!("Received at:     {}", m.record.received_at);
+            println!(
+                "From / to:       {} -> {}",
+                m.record.from_party, m.record.to_party
+            );
+            println!(
+                "Service/action:  {} / {}",
+                m.record.service, m.record.action
+            );
+            print_deliveries(&store.deliveries_of(&message_id).await?);
+            println!("History:");
+            for h in &m.history {
+                println!(
+                    "  {}  {}  {}",
+                    h.at,
+                    h.state,
+                    h.detail.as_deref().unwrap_or("")
+                );
+            }
+        }
+        DlqCommand::Replay {
+            message_id,
+            subscription,
+        } => {
+            let to = operator.replay(&message_id, &subscription).await?;
+            println!("replayed {message_id} for {}", to.join(", "));
+        }
+        DlqCommand::Discard {
+            message_id,
+            subscription,
+        } => {
+            operator.discard(&message_id, &subscription).await?;
+            println!("discarded {message_id} for {subscription}");
+        }
+    }
+    Ok(())
+}
+
+async fn pause(config: &Config, kind: PauseKind, command: PauseCommand) -> anyhow::Result<()> {
+    let operator = Operator::open(config, actor()).await?;
+    let (what, paused_word) = match kind {
+        PauseKind::Queue => ("queue", "suspended"),
+        PauseKind::Subscription => ("subscription", "disabled"),
+    };
+    let set = |name: &str, paused: bool| {
+        let operator = &operator;
+        let name = name.to_owned();
+        async move {
+            match kind {
+                PauseKind::Queue => operator.set_queue_suspended(&name, paused).await,
+                PauseKind::Subscription => operator.set_subscription_disabled(&name, paused).await,
+            }
+        }
+    };
+    match command {
+        PauseCommand::List => {
+            for (k, name, paused) in operator.overview().await? {
+                if k == kind {
+                    println!("{name:<24} {}", if paused { paused_word } else { "active" });
+                }
+            }
+        }
+        PauseCommand::Pause { name } => {
+            set(&name, true).await?;
+            println!("{what} {name} {paused_word}");
+        }
+        PauseCommand::Unpause { name } => {
+            let released = set(&name, false).await?;
+            println!("{what} {name} active again; {released} held deliveries released");
         }
     }
     Ok(())

@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::delivery::BackendConfig;
+use crate::delivery::routing::{DeliveryQueueConfig, Router, SubscriptionConfig};
+use crate::queue::QueueConfig;
+
 /// The sample configuration compiled into the binary, used when no config file exists.
 const EMBEDDED_CONFIG: &str = include_str!("../samples/as4gate.toml");
 
@@ -42,6 +46,18 @@ pub struct Config {
     /// The partners this gateway exchanges messages with.
     #[serde(default, rename = "partner")]
     pub partners: Vec<PartnerConfig>,
+    /// The queue that carries delivery work (embedded by default).
+    #[serde(default)]
+    pub queue: QueueConfig,
+    /// Institution back-ends received messages are pushed to.
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<BackendConfig>,
+    /// Delivery queues: which messages go where, and their time-to-live.
+    #[serde(default, rename = "delivery_queue")]
+    pub delivery_queues: Vec<DeliveryQueueConfig>,
+    /// Subscriptions of back-ends to delivery queues.
+    #[serde(default, rename = "subscription")]
+    pub subscriptions: Vec<SubscriptionConfig>,
 }
 
 /// This gateway's identity and key material.
@@ -266,6 +282,20 @@ impl Config {
             p.signing_certificates.iter_mut().for_each(fix);
             p.tls_client_certificates.iter_mut().for_each(fix);
         }
+        for tls in self.backends.iter_mut().filter_map(|b| b.tls.as_mut()) {
+            fix(&mut tls.ca);
+            tls.certificate.iter_mut().for_each(fix);
+            tls.key.iter_mut().for_each(fix);
+        }
+    }
+
+    /// The routing table of `[[delivery_queue]]` and `[[subscription]]` (checked at load).
+    pub fn router(&self) -> Result<Router, Vec<String>> {
+        Router::new(
+            self.delivery_queues.clone(),
+            self.subscriptions.clone(),
+            &self.backends,
+        )
     }
 
     /// Checks everything that can be checked without starting: files exist, listeners set,
@@ -304,6 +334,14 @@ impl Config {
                 need_file(&format!("partner[{i}].tls_client_certificates"), p);
             }
         }
+        for b in &self.backends {
+            if let Some(tls) = &b.tls {
+                need_file(&format!("backend {}: tls.ca", b.id), &tls.ca);
+                for p in tls.certificate.iter().chain(&tls.key) {
+                    need_file(&format!("backend {}: tls", b.id), p);
+                }
+            }
+        }
         if g.decryption_certificate.is_some() != g.decryption_key.is_some() {
             problems.push(
                 "gateway: decryption_certificate and decryption_key must be set together".into(),
@@ -340,6 +378,22 @@ impl Config {
                     "partner[{i}].signing_certificates: at least one certificate is required"
                 ));
             }
+        }
+        problems.extend(
+            self.queue
+                .problems()
+                .into_iter()
+                .map(|p| format!("queue: {p}")),
+        );
+        let mut backend_ids = std::collections::HashSet::new();
+        for b in &self.backends {
+            problems.extend(b.problems());
+            if !backend_ids.insert(b.id.as_str()) {
+                problems.push(format!("backend {}: duplicate id", b.id));
+            }
+        }
+        if let Err(routing) = self.router() {
+            problems.extend(routing);
         }
         let l = &self.limits;
         for (key, value) in [

@@ -16,7 +16,11 @@ use as4gate_wssec::xmlenc::DecryptionKey;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::delivery::AnyConnector;
+use crate::delivery::routing::Router;
+use crate::delivery::worker::DeliveryWorker;
 use crate::pem;
+use crate::queue::Queue;
 use crate::store::{BlobStore, Store};
 
 /// A configured partner.
@@ -48,6 +52,8 @@ pub struct Gateway {
     pub partners: HashMap<String, Partner>,
     /// Every partner signing certificate (for issuer-serial / SKI resolution).
     pub known_certificates: Vec<Vec<u8>>,
+    /// Which subscriptions received messages go to.
+    pub router: Router,
 }
 
 impl Gateway {
@@ -95,6 +101,9 @@ impl Gateway {
                 unsigned.id
             );
         }
+        let router = config
+            .router()
+            .map_err(|problems| anyhow::anyhow!("routing: {}", problems.join("; ")))?;
         let l = &config.limits;
         let limits = Limits {
             max_envelope_bytes: l.max_envelope_bytes,
@@ -113,6 +122,7 @@ impl Gateway {
             anchors,
             partners,
             known_certificates,
+            router,
         })
     }
 
@@ -136,6 +146,8 @@ pub struct Shared {
     pub blobs: BlobStore,
     /// Where attachments spill while a request is processed.
     pub spool_dir: PathBuf,
+    /// The queue delivery work goes through.
+    pub queue: Queue,
 }
 
 /// A started gateway.
@@ -148,6 +160,19 @@ pub struct Running {
     pub https: Option<SocketAddr>,
     /// The listener tasks.
     pub tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The delivery worker.
+    pub worker: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the listeners and the delivery worker (deliveries under way are abandoned and
+    /// delivered again later, like after a crash).
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+        self.worker.abort();
+    }
 }
 
 /// Opens the stores and binds the listeners of `config` (port 0 picks a free port).
@@ -159,11 +184,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&spool_dir)?;
     let store = Store::open(&config.database_path(), config.store.sqlite_synchronous).await?;
     let blobs = BlobStore::open(&config.data_dir.join("blobs"))?;
+    let queue = Queue::open(&config.queue, store.pool().clone())
+        .await
+        .context("queue")?;
+    let connectors = config
+        .backends
+        .iter()
+        .map(|b| Ok((AnyConnector::new(b.clone())?, b.retry)))
+        .collect::<Result<Vec<_>, crate::delivery::ConnectorError>>()
+        .context("backend")?;
+    let worker = DeliveryWorker::new(
+        store.clone(),
+        blobs.clone(),
+        gateway.router.clone(),
+        connectors,
+    );
+    let worker = tokio::spawn(worker.run(queue.clone()));
     let shared = Arc::new(Shared {
         gateway,
         store,
         blobs,
         spool_dir,
+        queue,
     });
     let router = crate::inbound::router(shared.clone());
     let mut running = Running {
@@ -171,6 +213,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http: None,
         https: None,
         tasks: Vec::new(),
+        worker,
     };
     if let Some(address) = config.listen.http {
         let listener = TcpListener::bind(address)
@@ -211,8 +254,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
-    for t in running.tasks {
-        t.abort();
-    }
+    running.stop();
     Ok(())
 }

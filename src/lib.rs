@@ -4,8 +4,9 @@
 //! (`as4gate-ebms`, `as4gate-wssec`, `as4gate-pmode`); here are the parts that touch the
 //! world: configuration, listeners, the inbound pipeline, the message store and the CLI.
 //! Modules follow a message's path: [`server`] accepts it, [`inbound`] checks, stores and
-//! answers it, [`store`] keeps it, [`queue`] carries the work items that delivery will
-//! consume (embedded SQLite queue or RabbitMQ).
+//! answers it, [`store`] keeps it, [`queue`] carries the work items (embedded SQLite queue or
+//! RabbitMQ) that [`delivery`] consumes to push messages to back-ends, and [`operate`] holds the
+//! operator actions (dead letters, suspend/resume, disable/enable).
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod delivery;
 pub mod gateway;
 pub mod inbound;
+pub mod operate;
 pub mod outbound;
 pub mod pem;
 pub mod queue;

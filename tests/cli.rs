@@ -36,12 +36,15 @@ async fn messages_list_and_show_print_what_arrived() {
     let (code, out, err) = as4gate(&["messages", "list"], &config);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("cli-1@blue.test"), "{out}");
-    assert!(out.contains("RECEIVED"), "{out}");
+    // No delivery queue is configured: the message is a `no_route` dead letter.
+    assert!(out.contains("DELIVERY_FAILED"), "{out}");
 
     let (code, out, err) = as4gate(&["messages", "show", "cli-1@blue.test"], &config);
     assert_eq!(code, 0, "{err}");
     for needle in [
-        "State:           RECEIVED",
+        "State:           DELIVERY_FAILED",
+        "Deliveries:",
+        "reason no_route",
         "From:            blue_gw",
         "To:              red_gw",
         "Action:          Submit",
@@ -56,6 +59,27 @@ async fn messages_list_and_show_print_what_arrived() {
     let (code, _, err) = as4gate(&["messages", "show", "nope@x"], &config);
     assert_eq!(code, 1);
     assert!(err.contains("no message with id"), "{err}");
+
+    // The dead-letter commands see it, discard it once, and refuse a second discard.
+    let (code, out, err) = as4gate(&["dlq", "list", "--reason", "no_route"], &config);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("cli-1@blue.test") && out.contains("no_route"),
+        "{out}"
+    );
+    let (code, out, err) = as4gate(&["dlq", "discard", "cli-1@blue.test", "*"], &config);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("discarded"), "{out}");
+    let (_, out, _) = as4gate(&["messages", "show", "cli-1@blue.test"], &config);
+    assert!(out.contains("State:           DISCARDED"), "{out}");
+    let (_, out, _) = as4gate(&["dlq", "list"], &config);
+    assert!(!out.contains("cli-1@blue.test"), "{out}");
+    let (code, _, err) = as4gate(&["dlq", "discard", "cli-1@blue.test", "*"], &config);
+    assert_eq!(code, 1);
+    assert!(err.contains("not dead-lettered"), "{err}");
+    let (code, _, err) = as4gate(&["queue", "suspend", "nope"], &config);
+    assert_eq!(code, 1);
+    assert!(err.contains("no [[delivery_queue]] named"), "{err}");
 }
 
 #[test]

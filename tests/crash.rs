@@ -3,39 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-use common::{Sender, payload, write_config};
-
-/// Starts the real binary and returns it with its AS4 URL (read from its log).
-fn spawn_gateway(config: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_as4gate"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .env("AS4GATE_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn as4gate");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("gateway exited before listening")
-            .unwrap();
-        if line.contains("listening on http")
-            && let Some(at) = line.find("address=")
-        {
-            let rest = &line[at + "address=".len()..];
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so the gateway never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{address}/as4"))
-}
+use common::{Sender, payload, spawn_gateway, write_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipted_messages_survive_kill_9() {

@@ -52,7 +52,10 @@ async fn signed_encrypted_compressed_message_is_receipted_stored_and_deduplicate
 
     let store = &gw.running.shared.store;
     let detail = store.message("e2e-1@blue.test").await.unwrap().unwrap();
-    assert_eq!(detail.state, "RECEIVED");
+    // Received first; this configuration routes nowhere, so it is dead-lettered `no_route`
+    // in the same transaction (tests/delivery.rs covers routing).
+    assert_eq!(detail.history[0].state, "RECEIVED");
+    assert_eq!(detail.state, "DELIVERY_FAILED");
     assert_eq!(detail.record.pmode_id, "blue-to-red");
     assert_eq!(detail.record.payloads.len(), 2);
     assert_eq!(detail.record.payloads[0].blob.size, 16);

@@ -12,6 +12,13 @@
 //! - [`soap`]: SOAP 1.2 `deliverMessage` in namespace `urn:as4gate:backend:1`, payloads as
 //!   SwA attachments referenced by `cid:`.
 //!
+//! Every delivery says which [`Attempt`] it is: both bindings carry the subscription, the
+//! attempt number and the possible-duplicate flag in the body (SOAP `<delivery>` element,
+//! REST `delivery` object) and as the HTTP headers [`MESSAGE_ID_HEADER`],
+//! [`ATTEMPT_HEADER`] and [`POSSIBLE_DUPLICATE_HEADER`]. Delivery is at least once, so a
+//! back-end deduplicates by MessageId. The interface is specified for back-end developers in
+//! `docs/backend/` (WSDL and XSD of the SOAP binding, README for both bindings).
+//!
 //! Invariants: success is only an explicit success answer (2xx, and for SOAP an envelope
 //! without a fault); payloads stored as blob files are streamed, never loaded whole; at most
 //! `concurrency` exchanges per back-end run at once, each bounded by `timeout`.
@@ -20,10 +27,14 @@ pub mod config;
 pub mod multipart;
 pub mod rest;
 pub mod retry;
+pub mod routing;
 pub mod soap;
 pub mod transport;
+pub mod worker;
 
 use std::future::Future;
+
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
 pub use config::{BackendConfig, BackendTls, Backoff, Binding, RetrySchedule};
 pub use rest::RestConnector;
@@ -31,6 +42,51 @@ pub use retry::{Answer, ExchangeError, RestRetryLogic, RetryLogic, SoapRetryLogi
 pub use soap::SoapConnector;
 
 use crate::store::{BlobStore, InboundRecord};
+
+/// HTTP request header with the ebMS MessageId, as in the body. Left out when the id is not
+/// visible ASCII (the gateway accepts no such id inbound; the body always has it).
+pub const MESSAGE_ID_HEADER: &str = "x-as4gate-message-id";
+
+/// HTTP request header with [`Attempt::number`] in decimal.
+pub const ATTEMPT_HEADER: &str = "x-as4gate-attempt";
+
+/// HTTP request header with [`Attempt::possible_duplicate`]: `true` or `false`.
+pub const POSSIBLE_DUPLICATE_HEADER: &str = "x-as4gate-possible-duplicate";
+
+/// Which attempt of which subscription a delivery is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The subscription (queue subscriber) this delivery is for.
+    pub subscription: String,
+    /// 1 for the first attempt, +1 per retry.
+    pub number: u32,
+    /// True when an earlier attempt may already have reached the back-end (a retry after a
+    /// crash, a lost acknowledgement or a replay): back-ends deduplicate by MessageId.
+    pub possible_duplicate: bool,
+}
+
+/// The delivery headers ([`MESSAGE_ID_HEADER`], [`ATTEMPT_HEADER`],
+/// [`POSSIBLE_DUPLICATE_HEADER`]) both bindings send for `message_id` and `attempt`.
+pub(crate) fn delivery_headers(message_id: &str, attempt: &Attempt) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let visible_ascii = !message_id.is_empty() && message_id.bytes().all(|b| b.is_ascii_graphic());
+    if visible_ascii && let Ok(value) = HeaderValue::from_str(message_id) {
+        headers.insert(HeaderName::from_static(MESSAGE_ID_HEADER), value);
+    }
+    headers.insert(
+        HeaderName::from_static(ATTEMPT_HEADER),
+        HeaderValue::from(attempt.number),
+    );
+    headers.insert(
+        HeaderName::from_static(POSSIBLE_DUPLICATE_HEADER),
+        HeaderValue::from_static(if attempt.possible_duplicate {
+            "true"
+        } else {
+            "false"
+        }),
+    );
+    headers
+}
 
 /// What one delivery attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,10 +143,16 @@ pub trait Connector: Send + Sync {
 
     /// One attempt at delivering `message` (payloads read from `blobs`); waits for a
     /// concurrency permit, then runs one exchange bounded by the back-end's timeout.
+    ///
+    /// `attempt` is passed on to the back-end unchanged (in the body and as the delivery
+    /// headers) so it can tell a retry from a first delivery and deduplicate; the caller
+    /// numbers the attempts and decides `possible_duplicate`. It does not change what the
+    /// connector sends otherwise, nor how the answer is classified.
     fn deliver(
         &self,
         message: &InboundRecord,
         blobs: &BlobStore,
+        attempt: &Attempt,
     ) -> impl Future<Output = Outcome> + Send;
 }
 
@@ -121,10 +183,48 @@ impl Connector for AnyConnector {
         }
     }
 
-    async fn deliver(&self, message: &InboundRecord, blobs: &BlobStore) -> Outcome {
+    async fn deliver(
+        &self,
+        message: &InboundRecord,
+        blobs: &BlobStore,
+        attempt: &Attempt,
+    ) -> Outcome {
         match self {
-            AnyConnector::Rest(c) => c.deliver(message, blobs).await,
-            AnyConnector::Soap(c) => c.deliver(message, blobs).await,
+            AnyConnector::Rest(c) => c.deliver(message, blobs, attempt).await,
+            AnyConnector::Soap(c) => c.deliver(message, blobs, attempt).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(number: u32, possible_duplicate: bool) -> Attempt {
+        Attempt {
+            subscription: "archive".to_owned(),
+            number,
+            possible_duplicate,
+        }
+    }
+
+    #[test]
+    fn delivery_headers_carry_the_attempt() {
+        let h = delivery_headers("m1@blue.example", &attempt(3, true));
+        assert_eq!(h[MESSAGE_ID_HEADER], "m1@blue.example");
+        assert_eq!(h[ATTEMPT_HEADER], "3");
+        assert_eq!(h[POSSIBLE_DUPLICATE_HEADER], "true");
+        let h = delivery_headers("m1@blue.example", &attempt(1, false));
+        assert_eq!(h[ATTEMPT_HEADER], "1");
+        assert_eq!(h[POSSIBLE_DUPLICATE_HEADER], "false");
+    }
+
+    #[test]
+    fn message_id_header_is_left_out_when_not_visible_ascii() {
+        for id in ["", "a b@c", "caf\u{e9}@x", "a\r\nX-Injected: 1"] {
+            let h = delivery_headers(id, &attempt(1, false));
+            assert!(!h.contains_key(MESSAGE_ID_HEADER), "{id:?}");
+            assert_eq!(h.len(), 2);
         }
     }
 }

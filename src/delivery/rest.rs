@@ -3,7 +3,9 @@
 //! Parts, in order:
 //! 1. `metadata` (`Content-Type: application/json`): [`Metadata`], e.g.
 //!    ```json
-//!    {"messageId":"m1@blue","conversationId":"c1","refToMessageId":null,
+//!    {"messageId":"m1@blue",
+//!     "delivery":{"subscription":"archive","attempt":1,"possibleDuplicate":false},
+//!     "conversationId":"c1","refToMessageId":null,
 //!     "timestamp":"2026-11-23T00:00:00Z","receivedAt":"2026-11-23T00:00:01Z",
 //!     "pmodeId":"blue-to-red","agreement":null,"mpc":"…/defaultMPC",
 //!     "from":{"partyId":"blue_gw","role":"…/initiator"},
@@ -16,7 +18,10 @@
 //! 2. one part per payload, in PartInfo order: `Content-Disposition: form-data;
 //!    name="payload"; filename="<content id>"`, `Content-Type: <MimeType>`, the bytes.
 //!
-//! Success is any 2xx ([`RestRetryLogic`]); the answer body is not interpreted.
+//! The request also carries the delivery headers ([`super::MESSAGE_ID_HEADER`],
+//! [`super::ATTEMPT_HEADER`], [`super::POSSIBLE_DUPLICATE_HEADER`]). Success is
+//! any 2xx ([`RestRetryLogic`]); the answer body is not interpreted. `docs/backend/README.md`
+//! describes this binding for back-end developers.
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -25,7 +30,7 @@ use super::config::BackendConfig;
 use super::multipart::{Multipart, open_payloads, quoted, safe_mime_type};
 use super::retry::{RestRetryLogic, RetryLogic};
 use super::transport::HttpSender;
-use super::{Connector, ConnectorError, Outcome};
+use super::{Attempt, Connector, ConnectorError, Outcome, delivery_headers};
 use crate::store::{BlobStore, InboundRecord, StoredProperty};
 
 /// The JSON `metadata` part.
@@ -34,6 +39,8 @@ use crate::store::{BlobStore, InboundRecord, StoredProperty};
 pub struct Metadata<'a> {
     /// ebMS MessageId.
     pub message_id: &'a str,
+    /// Which attempt this delivery is.
+    pub delivery: AttemptInfo<'a>,
     /// ConversationId.
     pub conversation_id: &'a str,
     /// RefToMessageId.
@@ -60,6 +67,18 @@ pub struct Metadata<'a> {
     pub properties: &'a [StoredProperty],
     /// Payloads in PartInfo order (the same order as the payload parts).
     pub payloads: Vec<PayloadInfo<'a>>,
+}
+
+/// The [`Attempt`] as sent in the metadata.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptInfo<'a> {
+    /// The subscription (queue subscriber) this delivery is for.
+    pub subscription: &'a str,
+    /// 1 for the first attempt, +1 per retry.
+    pub attempt: u32,
+    /// True when an earlier attempt may already have reached the back-end.
+    pub possible_duplicate: bool,
 }
 
 /// A party and its role.
@@ -101,10 +120,15 @@ pub struct PayloadInfo<'a> {
 }
 
 impl<'a> Metadata<'a> {
-    /// The metadata of `m`.
-    pub fn of(m: &'a InboundRecord) -> Metadata<'a> {
+    /// The metadata of `m` delivered as `attempt`.
+    pub fn of(m: &'a InboundRecord, attempt: &'a Attempt) -> Metadata<'a> {
         Metadata {
             message_id: &m.message_id,
+            delivery: AttemptInfo {
+                subscription: &attempt.subscription,
+                attempt: attempt.number,
+                possible_duplicate: attempt.possible_duplicate,
+            },
             conversation_id: &m.conversation_id,
             ref_to_message_id: m.ref_to_message_id.as_deref(),
             timestamp: &m.message_timestamp,
@@ -166,12 +190,17 @@ impl Connector for RestConnector {
         &self.id
     }
 
-    async fn deliver(&self, message: &InboundRecord, blobs: &BlobStore) -> Outcome {
+    async fn deliver(
+        &self,
+        message: &InboundRecord,
+        blobs: &BlobStore,
+        attempt: &Attempt,
+    ) -> Outcome {
         let payloads = match open_payloads(message, blobs).await {
             Ok(p) => p,
             Err(e) => return self.logic.classify(Err(&e)),
         };
-        let metadata = match serde_json::to_vec(&Metadata::of(message)) {
+        let metadata = match serde_json::to_vec(&Metadata::of(message, attempt)) {
             Ok(json) => json,
             Err(e) => return Outcome::permanent(format!("metadata cannot be encoded: {e}")),
         };
@@ -199,7 +228,8 @@ impl Connector for RestConnector {
             );
         }
         let content_type = format!("multipart/form-data; boundary={}", body.boundary());
-        let answer = self.sender.post(content_type, body).await;
+        let headers = delivery_headers(&message.message_id, attempt);
+        let answer = self.sender.post(content_type, headers, body).await;
         self.logic.classify(answer.as_ref())
     }
 }

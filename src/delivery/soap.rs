@@ -12,6 +12,7 @@
 //!   <env:Body>
 //!     <deliverMessage xmlns="urn:as4gate:backend:1">
 //!       <messageId>m1@blue</messageId>
+//!       <delivery subscription="archive" attempt="1" possibleDuplicate="false"/>
 //!       <conversationId>c1</conversationId>
 //!       <refToMessageId>…</refToMessageId>          <!-- only when present -->
 //!       <timestamp>2026-11-23T00:00:00Z</timestamp>
@@ -37,10 +38,19 @@
 //! </env:Envelope>
 //! ```
 //!
-//! (without the comments or indentation). Each payload follows as a part with
-//! `Content-ID: <p1@x>`, `Content-Type: <MimeType>` and `Content-Transfer-Encoding: binary`,
-//! in the order of `<payloads>`. Success is a 2xx answer whose body is a SOAP envelope
-//! without a `Fault` ([`SoapRetryLogic`]); any `deliverMessageResponse` content is ignored.
+//! (without the comments or indentation). `<delivery>` is the [`Attempt`]: the subscription,
+//! the attempt number (1 for the first) and whether an earlier attempt may already have
+//! reached the back-end. Each payload follows as a part with `Content-ID: <p1@x>`,
+//! `Content-Type: <MimeType>` and `Content-Transfer-Encoding: binary`, in the order of
+//! `<payloads>`. The request also carries the delivery headers
+//! ([`super::MESSAGE_ID_HEADER`], [`super::ATTEMPT_HEADER`],
+//! [`super::POSSIBLE_DUPLICATE_HEADER`]). Success is a 2xx answer whose body is a SOAP
+//! envelope without a `Fault` ([`SoapRetryLogic`]); any `deliverMessageResponse` content is
+//! ignored.
+//!
+//! `docs/backend/as4gate-backend.wsdl` and its schema `as4gate-backend.xsd` describe this
+//! request for back-end developers; `tests/delivery_connectors.rs` validates what
+//! [`envelope`] produces against that schema, so the two change together.
 
 use bytes::Bytes;
 
@@ -48,7 +58,7 @@ use super::config::BackendConfig;
 use super::multipart::{Multipart, content_id_header, open_payloads, quoted, safe_mime_type};
 use super::retry::{RetryLogic, SoapRetryLogic};
 use super::transport::HttpSender;
-use super::{Connector, ConnectorError, Outcome};
+use super::{Attempt, Connector, ConnectorError, Outcome, delivery_headers};
 use as4gate_ebms::xml::escape;
 
 use crate::store::{BlobStore, InboundRecord, StoredProperty};
@@ -62,13 +72,27 @@ pub const DELIVER_ACTION: &str = "urn:as4gate:backend:1:deliverMessage";
 /// Content-ID of the envelope part.
 pub const ROOT_CONTENT_ID: &str = "deliverMessage@as4gate";
 
-/// The `deliverMessage` envelope for `m` (see the module docs for its shape).
-pub fn envelope(m: &InboundRecord) -> String {
+/// The `deliverMessage` envelope for `m` delivered as `attempt` (see the module docs for
+/// its shape).
+pub fn envelope(m: &InboundRecord, attempt: &Attempt) -> String {
     let mut x = String::with_capacity(1024);
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     x.push_str("<env:Envelope xmlns:env=\"http://www.w3.org/2003/05/soap-envelope\"><env:Body>");
     x.push_str(&format!("<deliverMessage xmlns=\"{BACKEND_NS}\">"));
     element(&mut x, "messageId", &m.message_id);
+    x.push_str("<delivery");
+    attribute(&mut x, "subscription", &attempt.subscription);
+    attribute(&mut x, "attempt", &attempt.number.to_string());
+    attribute(
+        &mut x,
+        "possibleDuplicate",
+        if attempt.possible_duplicate {
+            "true"
+        } else {
+            "false"
+        },
+    );
+    x.push_str("/>");
     element(&mut x, "conversationId", &m.conversation_id);
     if let Some(r) = &m.ref_to_message_id {
         element(&mut x, "refToMessageId", r);
@@ -164,7 +188,12 @@ impl Connector for SoapConnector {
         &self.id
     }
 
-    async fn deliver(&self, message: &InboundRecord, blobs: &BlobStore) -> Outcome {
+    async fn deliver(
+        &self,
+        message: &InboundRecord,
+        blobs: &BlobStore,
+        attempt: &Attempt,
+    ) -> Outcome {
         let payloads = match open_payloads(message, blobs).await {
             Ok(p) => p,
             Err(e) => return self.logic.classify(Err(&e)),
@@ -179,7 +208,7 @@ impl Connector for SoapConnector {
                 ),
                 "Content-Transfer-Encoding: binary".to_owned(),
             ],
-            Bytes::from(envelope(message)),
+            Bytes::from(envelope(message, attempt)),
         );
         for (stored, payload) in message.payloads.iter().zip(payloads) {
             body.payload_part(
@@ -199,7 +228,8 @@ impl Connector for SoapConnector {
              start-info=\"application/soap+xml\"; boundary=\"{}\"",
             body.boundary()
         );
-        let answer = self.sender.post(content_type, body).await;
+        let headers = delivery_headers(&message.message_id, attempt);
+        let answer = self.sender.post(content_type, headers, body).await;
         self.logic.classify(answer.as_ref())
     }
 }

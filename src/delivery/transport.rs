@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::Uri;
-use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, USER_AGENT};
 use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -89,11 +89,14 @@ impl HttpSender {
         })
     }
 
-    /// POSTs `body` with `content_type`; waits for a concurrency permit first, then bounds
-    /// the exchange by the timeout.
+    /// POSTs `body` with `content_type` and the extra request `headers` (the delivery
+    /// headers); waits for a concurrency permit first, then bounds the exchange by the
+    /// timeout. `headers` cannot replace the ones set here (`Host`, `Content-Type`,
+    /// `Content-Length`, `User-Agent`, `Connection`).
     pub async fn post(
         &self,
         content_type: String,
+        headers: HeaderMap,
         body: Multipart,
     ) -> Result<Answer, ExchangeError> {
         let _permit = self
@@ -101,7 +104,8 @@ impl HttpSender {
             .acquire()
             .await
             .map_err(|_| ExchangeError::Request("the connector is shut down".to_owned()))?;
-        match tokio::time::timeout(self.timeout, self.exchange(content_type, body)).await {
+        let exchange = self.exchange(content_type, headers, body);
+        match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(ExchangeError::Timeout(self.timeout)),
         }
@@ -110,6 +114,7 @@ impl HttpSender {
     async fn exchange(
         &self,
         content_type: String,
+        headers: HeaderMap,
         body: Multipart,
     ) -> Result<Answer, ExchangeError> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
@@ -122,9 +127,13 @@ impl HttpSender {
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(ExchangeError::Tls)?;
-                self.http1(TokioIo::new(stream), content_type, body).await
+                self.http1(TokioIo::new(stream), content_type, headers, body)
+                    .await
             }
-            None => self.http1(TokioIo::new(tcp), content_type, body).await,
+            None => {
+                self.http1(TokioIo::new(tcp), content_type, headers, body)
+                    .await
+            }
         }
     }
 
@@ -132,6 +141,7 @@ impl HttpSender {
         &self,
         io: TokioIo<S>,
         content_type: String,
+        headers: HeaderMap,
         body: Multipart,
     ) -> Result<Answer, ExchangeError>
     where
@@ -153,7 +163,7 @@ impl HttpSender {
             .uri
             .authority()
             .map_or(self.host.clone(), |a| a.to_string());
-        let request = hyper::Request::post(path)
+        let mut request = hyper::Request::post(path)
             .header(HOST, authority)
             .header(CONTENT_TYPE, content_type)
             .header(CONTENT_LENGTH, length)
@@ -161,6 +171,12 @@ impl HttpSender {
             .header(CONNECTION, "close")
             .body(body)
             .map_err(|e| ExchangeError::Request(e.to_string()))?;
+        let extra: Vec<_> = headers
+            .iter()
+            .filter(|(name, _)| !request.headers().contains_key(*name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        request.headers_mut().extend(extra);
         let response = sender
             .send_request(request)
             .await

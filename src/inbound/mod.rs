@@ -22,6 +22,7 @@ use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
 use crate::gateway::Shared;
+use crate::queue::QueueBackend;
 use crate::server::Peer;
 use crate::store::InsertOutcome;
 use as4gate_ebms::error::{EbmsError, ErrorCode};
@@ -186,14 +187,23 @@ async fn receive_body(
         record.payloads.len(),
         record.is_test,
     );
-    match shared.store.insert_inbound(record).await {
+    let routes = shared
+        .gateway
+        .router
+        .route(&record, time::OffsetDateTime::now_utc());
+    let routed = routes.len();
+    match shared.store.insert_inbound(record, routes).await {
         Ok(InsertOutcome::Inserted) => {
+            if routed > 0 {
+                shared.queue.wake();
+            }
             tracing::info!(
                 message_id,
                 pmode,
                 from,
                 payloads,
                 test,
+                routed,
                 "message received and receipted"
             );
             Ok(receipt)

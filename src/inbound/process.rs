@@ -18,13 +18,12 @@ use as4gate_wssec::sign::sign_envelope;
 use as4gate_wssec::verify::{AttachmentSource, VerifyRequest, verify_envelope};
 use as4gate_wssec::xmlenc::{EncryptionPlan, GcmDecryptor, XmlEncError};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::gateway::{Partner, Shared};
 use crate::inbound::intake::{Attachment, Received, SpoolWriter};
 use crate::server::Peer;
 use crate::store::blobs::hex;
-use crate::store::{InboundRecord, PayloadWriter, StoredPayload, StoredProperty};
+use crate::store::{InboundRecord, PayloadWriter, StoredPayload, StoredProperty, timestamp};
 
 /// Read size while decrypting or decompressing an attachment.
 const DECRYPT_CHUNK: usize = 64 * 1024;
@@ -545,11 +544,4 @@ pub fn new_message_id(party: &str) -> String {
         })
         .collect();
     format!("{}@{}.as4gate", uuid::Uuid::now_v7(), domain)
-}
-
-/// RFC 3339 UTC timestamp, as ebMS `xsd:dateTime`.
-pub fn timestamp(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }

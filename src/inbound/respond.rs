@@ -76,7 +76,7 @@ fn signed_error(
         message_id: crate::inbound::process::new_message_id(
             &shared.gateway.config.gateway.party_id,
         ),
-        timestamp: crate::inbound::process::timestamp(now),
+        timestamp: crate::store::timestamp(now),
         ref_to_message_id: ref_to.map(str::to_owned),
         errors: std::slice::from_ref(&error),
     };

@@ -206,7 +206,7 @@ pub fn user_message(
     UserMessage {
         mpc: pmode.business.mpc.clone(),
         message_info: MessageInfo {
-            timestamp: crate::inbound::process::timestamp(now),
+            timestamp: crate::store::timestamp(now),
             message_id: message_id.to_owned(),
             ref_to_message_id: None,
         },

@@ -25,11 +25,38 @@ pub async fn enqueue_in(
     tx: &mut Transaction<'_, Sqlite>,
     item: &WorkItem,
 ) -> Result<(), QueueError> {
-    sqlx::query(
+    insert(tx, item, "DO NOTHING").await
+}
+
+/// Adds `item` to the queue inside the caller's transaction like [`enqueue_in`], but when
+/// the `(message_id, subscriber)` pair is still pending it is re-armed: due at
+/// `item.enqueued_at`, with `item.attempt`, and any lease on it is revoked (a settle by its
+/// holder then misses). Used when a store change makes an item due again (a replay, a resumed
+/// queue) while an old copy may still be in flight.
+pub async fn requeue_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    item: &WorkItem,
+) -> Result<(), QueueError> {
+    insert(
+        tx,
+        item,
+        "DO UPDATE SET attempt = excluded.attempt, enqueued_at = excluded.enqueued_at,
+             available_at = excluded.available_at, lease_until = NULL, lease_token = NULL,
+             deliveries = 0",
+    )
+    .await
+}
+
+async fn insert(
+    tx: &mut Transaction<'_, Sqlite>,
+    item: &WorkItem,
+    on_conflict: &str,
+) -> Result<(), QueueError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO queue_items (message_id, subscriber, attempt, enqueued_at, available_at)
          VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (message_id, subscriber) DO NOTHING",
-    )
+         ON CONFLICT (message_id, subscriber) {on_conflict}"
+    )))
     .bind(&item.message_id)
     .bind(&item.subscriber)
     .bind(i64::from(item.attempt))

@@ -20,6 +20,7 @@
 //! them. Temporary blob files are removed at open.
 
 pub mod blobs;
+pub mod deliveries;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -33,6 +34,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::SqliteSynchronous;
 
 pub use blobs::{BlobRef, BlobStore, PayloadWriter, StoredContent};
+pub use deliveries::{DeadReason, DeliveryChange, DeliveryRow};
+
+use crate::delivery::routing::Route;
+use time::OffsetDateTime;
 
 /// State of an inbound message that was receipted (Domibus: `RECEIVED`).
 pub const STATE_RECEIVED: &str = "RECEIVED";
@@ -203,10 +208,38 @@ pub struct Store {
     writer: mpsc::Sender<WriteJob>,
 }
 
-/// A message waiting for the writer, and where to send the outcome.
-struct WriteJob {
-    record: InboundRecord,
-    done: oneshot::Sender<Result<InsertOutcome, StoreError>>,
+/// A change waiting for the writer, and where to send the outcome.
+enum WriteJob {
+    /// A new inbound message and the subscriptions it is routed to.
+    Insert {
+        record: Box<InboundRecord>,
+        routes: Vec<Route>,
+        done: oneshot::Sender<Result<InsertOutcome, StoreError>>,
+    },
+    /// A delivery outcome.
+    Delivery {
+        change: DeliveryChange,
+        done: oneshot::Sender<Result<bool, StoreError>>,
+    },
+}
+
+impl WriteJob {
+    fn fail(self, error: StoreError) {
+        match self {
+            WriteJob::Insert { done, .. } => {
+                let _ = done.send(Err(error));
+            }
+            WriteJob::Delivery { done, .. } => {
+                let _ = done.send(Err(error));
+            }
+        }
+    }
+}
+
+/// What a committed job answers.
+enum Answer {
+    Insert(InsertOutcome),
+    Delivery(bool),
 }
 
 impl Store {
@@ -249,13 +282,34 @@ impl Store {
         Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
     }
 
-    /// Makes an accepted inbound message durable with its payloads, first state and receipt
-    /// (group-committed with whatever else is waiting). Blob files must already be committed.
-    /// Returns once the transaction holding it has committed.
-    pub async fn insert_inbound(&self, record: InboundRecord) -> Result<InsertOutcome, StoreError> {
+    /// Makes an accepted inbound message durable with its payloads, first state and receipt,
+    /// and, unless it is a test message, its delivery rows and work items for `routes` (a
+    /// `no_route` dead letter when `routes` is empty), all group-committed with whatever else
+    /// is waiting. Blob files must already be committed. Returns once the transaction holding
+    /// it has committed.
+    pub async fn insert_inbound(
+        &self,
+        record: InboundRecord,
+        routes: Vec<Route>,
+    ) -> Result<InsertOutcome, StoreError> {
         let (done, outcome) = oneshot::channel();
         self.writer
-            .send(WriteJob { record, done })
+            .send(WriteJob::Insert {
+                record: Box::new(record),
+                routes,
+                done,
+            })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        outcome.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Records a delivery outcome (group-committed); returns whether the delivery was in the
+    /// state the change expects (see [`DeliveryChange`]).
+    pub async fn record_delivery(&self, change: DeliveryChange) -> Result<bool, StoreError> {
+        let (done, outcome) = oneshot::channel();
+        self.writer
+            .send(WriteJob::Delivery { change, done })
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         outcome.await.map_err(|_| StoreError::WriterStopped)?
@@ -374,38 +428,54 @@ impl Store {
 async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<WriteJob>) {
     let mut group = Vec::with_capacity(MAX_GROUP_COMMIT);
     while jobs.recv_many(&mut group, MAX_GROUP_COMMIT).await > 0 {
-        match insert_group(&mut connection, &group).await {
-            Ok(outcomes) => {
-                for (job, outcome) in group.drain(..).zip(outcomes) {
-                    let _ = job.done.send(Ok(outcome));
+        match commit_group(&mut connection, &group).await {
+            Ok(answers) => {
+                for (job, answer) in group.drain(..).zip(answers) {
+                    match (job, answer) {
+                        (WriteJob::Insert { done, .. }, Answer::Insert(outcome)) => {
+                            let _ = done.send(Ok(outcome));
+                        }
+                        (WriteJob::Delivery { done, .. }, Answer::Delivery(changed)) => {
+                            let _ = done.send(Ok(changed));
+                        }
+                        (job, _) => job.fail(StoreError::WriterStopped),
+                    }
                 }
             }
             Err(e) => {
                 let reason = e.to_string();
-                tracing::error!(messages = group.len(), error = %reason, "group commit failed");
+                tracing::error!(jobs = group.len(), error = %reason, "group commit failed");
                 for job in group.drain(..) {
-                    let _ = job
-                        .done
-                        .send(Err(StoreError::Database(sqlx::Error::Protocol(
-                            reason.clone(),
-                        ))));
+                    job.fail(StoreError::Database(sqlx::Error::Protocol(reason.clone())));
                 }
             }
         }
     }
 }
 
-async fn insert_group(
+async fn commit_group(
     connection: &mut SqliteConnection,
     group: &[WriteJob],
-) -> Result<Vec<InsertOutcome>, StoreError> {
+) -> Result<Vec<Answer>, StoreError> {
     let mut tx = connection.begin().await?;
-    let mut outcomes = Vec::with_capacity(group.len());
+    let now = OffsetDateTime::now_utc();
+    let mut answers = Vec::with_capacity(group.len());
     for job in group {
-        outcomes.push(insert_one(&mut tx, &job.record).await?);
+        answers.push(match job {
+            WriteJob::Insert { record, routes, .. } => {
+                let outcome = insert_one(&mut tx, record).await?;
+                if matches!(outcome, InsertOutcome::Inserted) && !record.is_test {
+                    deliveries::insert_routes(&mut tx, &record.message_id, routes, now).await?;
+                }
+                Answer::Insert(outcome)
+            }
+            WriteJob::Delivery { change, .. } => {
+                Answer::Delivery(deliveries::apply(&mut tx, change, now).await?)
+            }
+        });
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(answers)
 }
 
 async fn insert_one(
@@ -487,6 +557,13 @@ async fn insert_one(
     Ok(InsertOutcome::Inserted)
 }
 
+/// RFC 3339 UTC timestamp, as stored and as ebMS `xsd:dateTime`.
+pub fn timestamp(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
 impl StoredPayload {
     /// The payload bytes, from the row or the blob file, checked against the content id.
     pub fn content(&self, blobs: &BlobStore) -> Result<Vec<u8>, StoreError> {
@@ -549,18 +626,30 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(
-            store.insert_inbound(record("m1", b"R1")).await.unwrap(),
+            store
+                .insert_inbound(record("m1", b"R1"), vec![])
+                .await
+                .unwrap(),
             InsertOutcome::Inserted
         ));
-        match store.insert_inbound(record("m1", b"R2")).await.unwrap() {
+        match store
+            .insert_inbound(record("m1", b"R2"), vec![])
+            .await
+            .unwrap()
+        {
             InsertOutcome::Duplicate { receipt } => assert_eq!(receipt, b"R1"),
             other => panic!("expected duplicate, got {other:?}"),
         }
         let detail = store.message("m1").await.unwrap().unwrap();
-        assert_eq!(detail.state, STATE_RECEIVED);
+        // Routed nowhere: a `no_route` dead letter, recorded with the message.
+        assert_eq!(detail.state, deliveries::STATE_DELIVERY_FAILED);
         assert_eq!(detail.record.payloads.len(), 1);
         assert_eq!(detail.record.message_properties[0].name, "originalSender");
-        assert_eq!(detail.history.len(), 1);
+        let states: Vec<_> = detail.history.iter().map(|h| h.state.as_str()).collect();
+        assert_eq!(states, [STATE_RECEIVED, "DEAD_LETTERED"]);
+        let rows = store.deliveries_of("m1").await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].reason.as_deref(), Some("no_route"));
         assert_eq!(store.list(10).await.unwrap().len(), 1);
         assert_eq!(store.receipt_of("m1").await.unwrap().unwrap(), b"R1");
         assert!(store.receipt_of("nope").await.unwrap().is_none());
@@ -583,7 +672,7 @@ mod tests {
                     (
                         i,
                         store
-                            .insert_inbound(record(&id, receipt.as_bytes()))
+                            .insert_inbound(record(&id, receipt.as_bytes()), vec![])
                             .await
                             .unwrap(),
                     )

@@ -4,7 +4,12 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod backend;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 
 use as4gate::config::Config;
 use as4gate::gateway::{Running, start};
@@ -161,12 +166,25 @@ impl Sender {
 
     /// Composes a message with `payloads` (content id, mime type, bytes).
     pub fn compose(&self, message_id: &str, payloads: Vec<OutgoingPayload>) -> Composed {
+        self.compose_with(message_id, &[], payloads)
+    }
+
+    /// Composes a message with message `properties` (name, value) and `payloads`.
+    pub fn compose_with(
+        &self,
+        message_id: &str,
+        properties: &[(&str, &str)],
+        payloads: Vec<OutgoingPayload>,
+    ) -> Composed {
         compose(
             &Outgoing {
                 pmode: &self.pmode,
                 message_id: message_id.to_owned(),
                 conversation_id: "conversation-1".to_owned(),
-                properties: vec![],
+                properties: properties
+                    .iter()
+                    .map(|(n, v)| as4gate::outbound::compose::property(n, v))
+                    .collect(),
                 payloads,
                 now: time::OffsetDateTime::now_utc(),
             },
@@ -211,4 +229,89 @@ pub fn assert_ebms_error(answer: &(u16, String), code: &str) {
         "error signals must be signed: {}",
         answer.1
     );
+}
+
+/// Starts the real binary with `config` and returns it with its AS4 URL (read from its log).
+pub fn spawn_gateway(config: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_as4gate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("AS4GATE_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn as4gate");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("gateway exited before listening")
+            .unwrap();
+        if line.contains("listening on http")
+            && let Some(at) = line.find("address=")
+        {
+            let rest = &line[at + "address=".len()..];
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the gateway never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://{address}/as4"))
+}
+
+/// The broker the RabbitMQ tests use.
+pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Whether RabbitMQ listens on 127.0.0.1:5672. Unreachable with `CI=true` fails the test;
+/// otherwise the caller skips with the printed reason.
+pub fn broker_reachable() -> bool {
+    match std::net::TcpStream::connect("127.0.0.1:5672") {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and RabbitMQ at 127.0.0.1:5672 is unreachable: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: RabbitMQ at 127.0.0.1:5672 is unreachable ({e})");
+            false
+        }
+    }
+}
+
+/// Posts one sign-only message per id from blue_gw to `url`, `concurrency` at a time; returns
+/// the ids whose receipt (HTTP 200) came back.
+pub async fn send_all(url: &str, ids: &[String], concurrency: usize) -> Vec<String> {
+    let sender = Arc::new(Sender::blue("sign-only"));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ids = Arc::new(ids.to_vec());
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (sender, next, ids, url) = (sender.clone(), next.clone(), ids.clone(), url.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut receipted = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(id) = ids.get(i) else {
+                    return receipted;
+                };
+                let composed = sender.compose(
+                    id,
+                    vec![payload(
+                        1,
+                        "application/xml",
+                        format!("<doc n='{i}'/>").as_bytes(),
+                    )],
+                );
+                let (content_type, body) = composed.to_mime("MIMEBoundary_load").unwrap();
+                if let Ok((200, _)) = as4gate::sample::post(&url, &content_type, body).await {
+                    receipted.push(id.clone());
+                }
+            }
+        }));
+    }
+    let mut receipted = Vec::new();
+    for t in tasks {
+        receipted.extend(t.await.unwrap());
+    }
+    receipted
 }

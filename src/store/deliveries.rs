@@ -1,0 +1,844 @@
+//! Delivery positions: one row per (message, subscription) in `deliveries`
+//! (`migrations/0003_delivery.sql`), the operator pauses in `delivery_pauses`, and the audit
+//! trail in `audit_log`.
+//!
+//! Invariants:
+//! - **Routed with the message.** A message's delivery rows and their work items are written
+//!   in the transaction that stores the message ([`insert_routes`]); a message no
+//!   subscription takes gets a `no_route` dead letter in that same transaction.
+//! - **Only pending rows move.** Worker outcomes ([`DeliveryChange`]) apply only to a row in
+//!   the state the worker saw (`pending`, or `held` for expiry), so an operator's discard or a
+//!   concurrent replay is never overwritten, and a repeated work item finds nothing to do.
+//! - **Every change is history.** Each transition adds a `state_history` entry naming the
+//!   subscription, and the message's own state is recomputed from its rows: `QUEUED` while any
+//!   is pending or held, `DELIVERY_FAILED` while any is dead, `DELIVERED` when all were
+//!   delivered, `DISCARDED` when the rest were discarded.
+//! - **Operator actions are audited** in the transaction that performs them.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use time::OffsetDateTime;
+
+use super::{Store, StoreError, timestamp};
+use crate::delivery::routing::{NO_ROUTE, Route};
+use crate::queue::{WorkItem, outbox};
+
+/// Message state while deliveries are pending or held.
+pub const STATE_QUEUED: &str = "QUEUED";
+/// Message state once every subscription confirmed delivery.
+pub const STATE_DELIVERED: &str = "DELIVERED";
+/// Message state while a delivery is dead-lettered.
+pub const STATE_DELIVERY_FAILED: &str = "DELIVERY_FAILED";
+/// Message state when dead-lettered deliveries were discarded and the rest delivered.
+pub const STATE_DISCARDED: &str = "DISCARDED";
+
+/// Why a delivery was dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadReason {
+    /// The back-end's retry schedule ran out.
+    RetriesExhausted,
+    /// The queue's time-to-live ran out.
+    Expired,
+    /// No subscription takes the message (or its subscription is no longer configured).
+    NoRoute,
+    /// The back-end refused the message in a way retrying cannot fix.
+    PermanentError,
+}
+
+impl DeadReason {
+    /// The stored name (`retries_exhausted`, `expired`, `no_route`, `permanent_error`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::RetriesExhausted => "retries_exhausted",
+            DeadReason::Expired => "expired",
+            DeadReason::NoRoute => "no_route",
+            DeadReason::PermanentError => "permanent_error",
+        }
+    }
+}
+
+/// A delivery position as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryRow {
+    /// ebMS MessageId.
+    pub message_id: String,
+    /// Subscription id ([`NO_ROUTE`] for a `no_route` dead letter).
+    pub subscription: String,
+    /// Delivery queue it was routed through.
+    pub queue: String,
+    /// `pending`, `held`, `delivered`, `dead` or `discarded`.
+    pub state: String,
+    /// Attempts made since routing or the last replay.
+    pub attempts: u32,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Why it was dead-lettered.
+    pub reason: Option<String>,
+    /// Times an operator replayed it.
+    pub replays: u32,
+    /// When routed or last replayed (RFC 3339).
+    pub enqueued_at: String,
+    /// When its TTL runs out (Unix ms).
+    pub expires_at: i64,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+impl DeliveryRow {
+    /// Whether the TTL has run out at `now`.
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        unix_ms(now) >= self.expires_at
+    }
+}
+
+/// A delivery outcome recorded by the worker. Each applies only to a row in the state the
+/// worker saw; [`Store::record_delivery`] says whether it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryChange {
+    /// The back-end accepted the message.
+    Delivered {
+        /// ebMS MessageId.
+        message_id: String,
+        /// Subscription id.
+        subscription: String,
+        /// Attempts made, this one included.
+        attempts: u32,
+    },
+    /// The attempt failed and another follows after `retry_in`.
+    Retrying {
+        /// ebMS MessageId.
+        message_id: String,
+        /// Subscription id.
+        subscription: String,
+        /// Attempts made, this one included.
+        attempts: u32,
+        /// Why it failed.
+        error: String,
+        /// Delay before the next attempt.
+        retry_in: std::time::Duration,
+    },
+    /// Given up: dead-lettered with `reason`.
+    Dead {
+        /// ebMS MessageId.
+        message_id: String,
+        /// Subscription id.
+        subscription: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Why.
+        reason: DeadReason,
+        /// The last failure.
+        error: String,
+        /// Whether the row is `held` (expired while paused) rather than `pending`.
+        was_held: bool,
+    },
+    /// Parked because its queue is suspended or its subscription disabled; applies only while
+    /// a pause is still recorded, so a pause lifted meanwhile is never missed.
+    Held {
+        /// ebMS MessageId.
+        message_id: String,
+        /// Subscription id.
+        subscription: String,
+    },
+}
+
+/// Writes the delivery rows and work items of a newly stored message (see module docs).
+pub(super) async fn insert_routes(
+    tx: &mut Transaction<'_, Sqlite>,
+    message_id: &str,
+    routes: &[Route],
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let at = timestamp(now);
+    if routes.is_empty() {
+        sqlx::query(
+            "INSERT INTO deliveries (message_id, subscription, queue, state, reason, last_error,
+                 enqueued_at, expires_at, updated_at)
+             VALUES (?, ?, ?, 'dead', 'no_route', ?, ?, ?, ?)",
+        )
+        .bind(message_id)
+        .bind(NO_ROUTE)
+        .bind(NO_ROUTE)
+        .bind("no delivery queue and subscription takes this message")
+        .bind(&at)
+        .bind(unix_ms(now))
+        .bind(&at)
+        .execute(&mut **tx)
+        .await?;
+        history(
+            tx,
+            message_id,
+            "DEAD_LETTERED",
+            &at,
+            "no_route: no subscription takes it",
+        )
+        .await?;
+        return set_message_state(tx, message_id).await;
+    }
+    for route in routes {
+        sqlx::query(
+            "INSERT INTO deliveries (message_id, subscription, queue, state, enqueued_at,
+                 expires_at, updated_at)
+             VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+        )
+        .bind(message_id)
+        .bind(&route.subscription)
+        .bind(&route.queue)
+        .bind(&at)
+        .bind(unix_ms(route.expires_at))
+        .bind(&at)
+        .execute(&mut **tx)
+        .await?;
+        outbox::enqueue_in(tx, &WorkItem::new(message_id, &route.subscription, now))
+            .await
+            .map_err(queue_error)?;
+    }
+    let names: Vec<&str> = routes.iter().map(|r| r.subscription.as_str()).collect();
+    history(
+        tx,
+        message_id,
+        STATE_QUEUED,
+        &at,
+        &format!("for {}", names.join(", ")),
+    )
+    .await?;
+    set_message_state(tx, message_id).await
+}
+
+/// Applies one worker outcome; returns whether the row was in the expected state.
+pub(super) async fn apply(
+    tx: &mut Transaction<'_, Sqlite>,
+    change: &DeliveryChange,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let at = timestamp(now);
+    let (message_id, event, detail, changed) = match change {
+        DeliveryChange::Delivered {
+            message_id,
+            subscription,
+            attempts,
+        } => {
+            let n = sqlx::query(
+                "UPDATE deliveries SET state = 'delivered', attempts = ?, updated_at = ?
+                 WHERE message_id = ? AND subscription = ? AND state = 'pending'",
+            )
+            .bind(attempts)
+            .bind(&at)
+            .bind(message_id)
+            .bind(subscription)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            let detail = format!("to {subscription} (attempt {attempts})");
+            (message_id, "DELIVERED", detail, n)
+        }
+        DeliveryChange::Retrying {
+            message_id,
+            subscription,
+            attempts,
+            error,
+            retry_in,
+        } => {
+            let n = sqlx::query(
+                "UPDATE deliveries SET attempts = ?, last_error = ?, updated_at = ?
+                 WHERE message_id = ? AND subscription = ? AND state = 'pending'",
+            )
+            .bind(attempts)
+            .bind(error)
+            .bind(&at)
+            .bind(message_id)
+            .bind(subscription)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            let detail =
+                format!("{subscription}: attempt {attempts} failed: {error}; next in {retry_in:?}");
+            (message_id, "WAITING_FOR_RETRY", detail, n)
+        }
+        DeliveryChange::Dead {
+            message_id,
+            subscription,
+            attempts,
+            reason,
+            error,
+            was_held,
+        } => {
+            let n = sqlx::query(
+                "UPDATE deliveries SET state = 'dead', attempts = ?, reason = ?, last_error = ?,
+                     updated_at = ?
+                 WHERE message_id = ? AND subscription = ? AND state = ?",
+            )
+            .bind(attempts)
+            .bind(reason.as_str())
+            .bind(error)
+            .bind(&at)
+            .bind(message_id)
+            .bind(subscription)
+            .bind(if *was_held { "held" } else { "pending" })
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            let detail = format!("{subscription}: {}: {error}", reason.as_str());
+            (message_id, "DEAD_LETTERED", detail, n)
+        }
+        DeliveryChange::Held {
+            message_id,
+            subscription,
+        } => {
+            let n = sqlx::query(
+                "UPDATE deliveries SET state = 'held', updated_at = ?
+                 WHERE message_id = ? AND subscription = ? AND state = 'pending'
+                   AND EXISTS (SELECT 1 FROM delivery_pauses p
+                               WHERE (p.kind = 'queue' AND p.name = deliveries.queue)
+                                  OR (p.kind = 'subscription'
+                                      AND p.name = deliveries.subscription))",
+            )
+            .bind(&at)
+            .bind(message_id)
+            .bind(subscription)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            let detail = format!("{subscription}: queue suspended or subscription disabled");
+            (message_id, "HELD", detail, n)
+        }
+    };
+    if changed == 0 {
+        return Ok(false);
+    }
+    history(tx, message_id, event, &at, &detail).await?;
+    set_message_state(tx, message_id).await?;
+    Ok(true)
+}
+
+/// Appends a `state_history` entry after the message's last one.
+async fn history(
+    tx: &mut SqliteConnection,
+    message_id: &str,
+    state: &str,
+    at: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO state_history (message_id, seq, state, at, detail)
+         VALUES (?1, (SELECT COALESCE(MAX(seq), -1) + 1 FROM state_history WHERE message_id = ?1),
+                 ?2, ?3, ?4)",
+    )
+    .bind(message_id)
+    .bind(state)
+    .bind(at)
+    .bind(detail)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Recomputes a message's state from its delivery rows (see module docs).
+async fn set_message_state(tx: &mut SqliteConnection, message_id: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE messages SET state = (
+             SELECT CASE
+                 WHEN SUM(state = 'dead') > 0 THEN ?2
+                 WHEN SUM(state IN ('pending', 'held')) > 0 THEN ?3
+                 WHEN SUM(state = 'discarded') > 0 THEN ?4
+                 ELSE ?5 END
+             FROM deliveries WHERE message_id = ?1)
+         WHERE message_id = ?1
+           AND EXISTS (SELECT 1 FROM deliveries WHERE message_id = ?1)",
+    )
+    .bind(message_id)
+    .bind(STATE_DELIVERY_FAILED)
+    .bind(STATE_QUEUED)
+    .bind(STATE_DISCARDED)
+    .bind(STATE_DELIVERED)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// What [`Store::dead_letters`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterFilter {
+    /// Only this delivery queue.
+    pub queue: Option<String>,
+    /// Only this subscription.
+    pub subscription: Option<String>,
+    /// Only this reason.
+    pub reason: Option<String>,
+    /// At most this many, oldest change first.
+    pub limit: u32,
+}
+
+/// What an operator paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PauseKind {
+    /// A delivery queue is suspended.
+    Queue,
+    /// A subscription is disabled.
+    Subscription,
+}
+
+impl PauseKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            PauseKind::Queue => "queue",
+            PauseKind::Subscription => "subscription",
+        }
+    }
+}
+
+/// An operator action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// No delivery of that message to that subscription exists.
+    #[error("no delivery of {message_id} to {subscription}")]
+    NotFound {
+        /// ebMS MessageId.
+        message_id: String,
+        /// Subscription id.
+        subscription: String,
+    },
+    /// The delivery is not dead-lettered (only dead letters can be replayed or discarded).
+    #[error("delivery of {message_id} to {subscription} is {state}, not dead-lettered")]
+    NotDead {
+        /// ebMS MessageId.
+        message_id: String,
+        /// Subscription id.
+        subscription: String,
+        /// Its state.
+        state: String,
+    },
+    /// A `no_route` dead letter is replayed by routing it again, which found nothing.
+    #[error("message {0} still matches no subscription")]
+    StillNoRoute(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ActionError {
+    fn from(e: sqlx::Error) -> Self {
+        ActionError::Store(e.into())
+    }
+}
+
+fn queue_error(e: crate::queue::QueueError) -> StoreError {
+    match e {
+        crate::queue::QueueError::Database(e) => StoreError::Database(e),
+        other => StoreError::Database(sqlx::Error::Protocol(other.to_string())),
+    }
+}
+
+fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn row(r: &sqlx::sqlite::SqliteRow) -> DeliveryRow {
+    DeliveryRow {
+        message_id: r.get(0),
+        subscription: r.get(1),
+        queue: r.get(2),
+        state: r.get(3),
+        attempts: u32::try_from(r.get::<i64, _>(4)).unwrap_or(u32::MAX),
+        last_error: r.get(5),
+        reason: r.get(6),
+        replays: u32::try_from(r.get::<i64, _>(7)).unwrap_or(u32::MAX),
+        enqueued_at: r.get(8),
+        expires_at: r.get(9),
+        updated_at: r.get(10),
+    }
+}
+
+const COLUMNS: &str = "message_id, subscription, queue, state, attempts, last_error, reason, \
+                       replays, enqueued_at, expires_at, updated_at";
+
+impl Store {
+    /// The delivery position of `message_id` for `subscription`.
+    pub async fn delivery(
+        &self,
+        message_id: &str,
+        subscription: &str,
+    ) -> Result<Option<DeliveryRow>, StoreError> {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM deliveries WHERE message_id = ? AND subscription = ?"
+        )))
+        .bind(message_id)
+        .bind(subscription)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(r.as_ref().map(row))
+    }
+
+    /// Every delivery position of `message_id`.
+    pub async fn deliveries_of(&self, message_id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM deliveries WHERE message_id = ? ORDER BY subscription"
+        )))
+        .bind(message_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(row).collect())
+    }
+
+    /// Dead-lettered deliveries, oldest change first.
+    pub async fn dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM deliveries
+             WHERE state = 'dead' AND (?1 IS NULL OR queue = ?1)
+               AND (?2 IS NULL OR subscription = ?2) AND (?3 IS NULL OR reason = ?3)
+             ORDER BY updated_at, message_id LIMIT ?4"
+        )))
+        .bind(&filter.queue)
+        .bind(&filter.subscription)
+        .bind(&filter.reason)
+        .bind(i64::from(filter.limit))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(row).collect())
+    }
+
+    /// Held deliveries whose TTL ran out by `now`, at most `limit`.
+    pub async fn expired_held(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM deliveries WHERE state = 'held' AND expires_at <= ?
+             ORDER BY expires_at LIMIT ?"
+        )))
+        .bind(unix_ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(row).collect())
+    }
+
+    /// Current pauses: `(kind, name)`.
+    pub async fn pauses(&self) -> Result<HashSet<(PauseKind, String)>, StoreError> {
+        let rows = sqlx::query("SELECT kind, name FROM delivery_pauses")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let kind = if r.get::<&str, _>(0) == "queue" {
+                    PauseKind::Queue
+                } else {
+                    PauseKind::Subscription
+                };
+                (kind, r.get(1))
+            })
+            .collect())
+    }
+
+    /// Suspends a queue or disables a subscription (audited). Deliveries already under way
+    /// finish; the rest are held, their TTL still counting. Returns false if already paused.
+    pub async fn pause(
+        &self,
+        kind: PauseKind,
+        name: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query(
+            "INSERT INTO delivery_pauses (kind, name, since) VALUES (?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(timestamp(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let action = match kind {
+            PauseKind::Queue => "queue.suspend",
+            PauseKind::Subscription => "subscription.disable",
+        };
+        audit(
+            &mut tx,
+            now,
+            actor,
+            action,
+            name,
+            (n == 0).then_some("already"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Resumes a queue or enables a subscription (audited): its held deliveries that are not
+    /// paused another way become pending and are enqueued again. Returns how many.
+    pub async fn unpause(
+        &self,
+        kind: PauseKind,
+        name: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM delivery_pauses WHERE kind = ? AND name = ?")
+            .bind(kind.as_str())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let column = match kind {
+            PauseKind::Queue => "queue",
+            PauseKind::Subscription => "subscription",
+        };
+        let released: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE deliveries SET state = 'pending', updated_at = ?1
+             WHERE state = 'held' AND {column} = ?2
+               AND NOT EXISTS (SELECT 1 FROM delivery_pauses p
+                               WHERE (p.kind = 'queue' AND p.name = deliveries.queue)
+                                  OR (p.kind = 'subscription'
+                                      AND p.name = deliveries.subscription))
+             RETURNING message_id, subscription"
+        )))
+        .bind(timestamp(now))
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (message_id, subscription) in &released {
+            outbox::requeue_in(&mut tx, &WorkItem::new(message_id, subscription, now))
+                .await
+                .map_err(queue_error)?;
+            history(
+                &mut tx,
+                message_id,
+                STATE_QUEUED,
+                &timestamp(now),
+                &format!("{subscription}: released by {actor}"),
+            )
+            .await?;
+            set_message_state(&mut tx, message_id).await?;
+        }
+        let action = match kind {
+            PauseKind::Queue => "queue.resume",
+            PauseKind::Subscription => "subscription.enable",
+        };
+        let detail = format!("{} held deliveries released", released.len());
+        audit(&mut tx, now, actor, action, name, Some(&detail)).await?;
+        tx.commit().await?;
+        Ok(released.len() as u64)
+    }
+
+    /// Replays a dead letter (audited): it becomes pending with a fresh TTL window of
+    /// `ttl_from_now` and no attempts, and is enqueued once. A `no_route` dead letter is routed
+    /// again with `routes` (the current routing of the message) instead.
+    pub async fn replay(
+        &self,
+        message_id: &str,
+        subscription: &str,
+        routes: &[Route],
+        ttl_expires_at: Option<OffsetDateTime>,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, ActionError> {
+        let mut tx = self.pool().begin().await?;
+        let current = dead_row(&mut tx, message_id, subscription).await?;
+        let at = timestamp(now);
+        let replayed: Vec<String> = if current.subscription == NO_ROUTE {
+            if routes.is_empty() {
+                return Err(ActionError::StillNoRoute(message_id.to_owned()));
+            }
+            sqlx::query("DELETE FROM deliveries WHERE message_id = ? AND subscription = ?")
+                .bind(message_id)
+                .bind(NO_ROUTE)
+                .execute(&mut *tx)
+                .await?;
+            for route in routes {
+                sqlx::query(
+                    "INSERT INTO deliveries (message_id, subscription, queue, state, replays,
+                         enqueued_at, expires_at, updated_at)
+                     VALUES (?, ?, ?, 'pending', 1, ?, ?, ?)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(message_id)
+                .bind(&route.subscription)
+                .bind(&route.queue)
+                .bind(&at)
+                .bind(unix_ms(route.expires_at))
+                .bind(&at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            routes.iter().map(|r| r.subscription.clone()).collect()
+        } else {
+            let expires_at = ttl_expires_at.unwrap_or(now);
+            sqlx::query(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, reason = NULL,
+                     replays = replays + 1, enqueued_at = ?, expires_at = ?, updated_at = ?
+                 WHERE message_id = ? AND subscription = ? AND state = 'dead'",
+            )
+            .bind(&at)
+            .bind(unix_ms(expires_at))
+            .bind(&at)
+            .bind(message_id)
+            .bind(subscription)
+            .execute(&mut *tx)
+            .await?;
+            vec![subscription.to_owned()]
+        };
+        for s in &replayed {
+            outbox::requeue_in(&mut tx, &WorkItem::new(message_id, s, now))
+                .await
+                .map_err(queue_error)?;
+        }
+        history(
+            &mut tx,
+            message_id,
+            STATE_QUEUED,
+            &at,
+            &format!("replayed by {actor} for {}", replayed.join(", ")),
+        )
+        .await?;
+        set_message_state(&mut tx, message_id).await?;
+        let target = format!("{message_id} {subscription}");
+        audit(
+            &mut tx,
+            now,
+            actor,
+            "dlq.replay",
+            &target,
+            current.reason.as_deref(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(replayed)
+    }
+
+    /// Discards a dead letter (audited): it stays recorded as `discarded` and is never
+    /// delivered.
+    pub async fn discard(
+        &self,
+        message_id: &str,
+        subscription: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), ActionError> {
+        let mut tx = self.pool().begin().await?;
+        let current = dead_row(&mut tx, message_id, subscription).await?;
+        let at = timestamp(now);
+        sqlx::query(
+            "UPDATE deliveries SET state = 'discarded', updated_at = ?
+             WHERE message_id = ? AND subscription = ? AND state = 'dead'",
+        )
+        .bind(&at)
+        .bind(message_id)
+        .bind(subscription)
+        .execute(&mut *tx)
+        .await?;
+        history(
+            &mut tx,
+            message_id,
+            STATE_DISCARDED,
+            &at,
+            &format!("{subscription}: discarded by {actor}"),
+        )
+        .await?;
+        set_message_state(&mut tx, message_id).await?;
+        let target = format!("{message_id} {subscription}");
+        audit(
+            &mut tx,
+            now,
+            actor,
+            "dlq.discard",
+            &target,
+            current.reason.as_deref(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest audit entries first: `(at, actor, action, target, detail)`.
+    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                at: r.get(0),
+                actor: r.get(1),
+                action: r.get(2),
+                target: r.get(3),
+                detail: r.get(4),
+            })
+            .collect())
+    }
+}
+
+/// One audited operator action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// What, e.g. `dlq.replay`, `queue.suspend`.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// Reason or result.
+    pub detail: Option<String>,
+}
+
+async fn dead_row(
+    tx: &mut SqliteConnection,
+    message_id: &str,
+    subscription: &str,
+) -> Result<DeliveryRow, ActionError> {
+    let found = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM deliveries WHERE message_id = ? AND subscription = ?"
+    )))
+    .bind(message_id)
+    .bind(subscription)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(current) = found.as_ref().map(row) else {
+        return Err(ActionError::NotFound {
+            message_id: message_id.to_owned(),
+            subscription: subscription.to_owned(),
+        });
+    };
+    if current.state != "dead" {
+        return Err(ActionError::NotDead {
+            message_id: message_id.to_owned(),
+            subscription: subscription.to_owned(),
+            state: current.state,
+        });
+    }
+    Ok(current)
+}
+
+async fn audit(
+    tx: &mut SqliteConnection,
+    now: OffsetDateTime,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)")
+        .bind(timestamp(now))
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(detail)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
