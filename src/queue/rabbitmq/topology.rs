@@ -9,12 +9,14 @@
 //! | `P` | direct exchange, durable | | |
 //! | `P.work` | quorum queue, durable | | `P.work` |
 //! | `P.retry.<d>ms` | quorum queue, durable | `x-message-ttl = d`, `x-dead-letter-exchange = P`, `x-dead-letter-routing-key = P.work`, `x-dead-letter-strategy = at-least-once`, `x-overflow = reject-publish` | `P.retry.<d>ms` |
-//! | `P.dead` | quorum queue, durable | | `P.dead` |
+//! | `P.dead` | quorum queue, durable | `x-max-length = 100000`, `x-overflow = drop-head` | `P.dead` |
 //!
 //! A retried item is published to the tier queue whose TTL is the delay; when it expires
 //! the broker dead-letters it back to `P.work` (at-least-once dead-lettering, so an expiry
 //! during a leader change is not lost). All messages in one tier share the TTL, so they
-//! expire in order. `P.dead` holds given-up items for operators. No broker plugin needed.
+//! expire in order. `P.dead` mirrors given-up items for broker-side monitoring; the store's
+//! delivery rows are the authoritative dead-letter list (`as4gate dlq`), so `P.dead` keeps
+//! only the newest [`DEAD_MAX_LENGTH`] and never grows without bound. No broker plugin needed.
 
 use std::time::Duration;
 
@@ -26,6 +28,9 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, ExchangeKind};
 
 use crate::queue::QueueError;
+
+/// Most items kept in the broker's dead-letter queue (the oldest are dropped first).
+pub const DEAD_MAX_LENGTH: i64 = 100_000;
 
 /// Names of the exchange and queues for one prefix.
 #[derive(Debug, Clone)]
@@ -81,7 +86,13 @@ impl Topology {
             )
             .await?;
         self.declare_queue(channel, &self.work, quorum()).await?;
-        self.declare_queue(channel, &self.dead, quorum()).await?;
+        let mut dead = quorum();
+        dead.insert(
+            "x-max-length".into(),
+            AMQPValue::LongLongInt(DEAD_MAX_LENGTH),
+        );
+        dead.insert("x-overflow".into(), text("drop-head"));
+        self.declare_queue(channel, &self.dead, dead).await?;
         for (ttl, name) in &self.tiers {
             let mut arguments = quorum();
             let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
