@@ -1,42 +1,171 @@
-//! eDelivery AS4 2.0 key agreement: X25519 + HKDF-SHA256 + AES-128 key wrap (RFC 9231, RFC 5869,
-//! RFC 3394), inbound only.
+//! Key agreement of the content-encryption key: ephemeral-static ECDH, HKDF-SHA256 and AES-128
+//! key wrap (RFC 9231, RFC 5869, RFC 3394), read inbound and written outbound.
+//!
+//! Two agreements are supported, both with the same derivation and wrap:
+//! - eDelivery AS4 2.0 Common Usage Profile: `xmldsig-more#x25519` (X25519, RFC 7748);
+//! - the AS4 2.0 Alternative EC profile: `xmlenc11#ECDH-ES` over P-256 (prime256v1). Brainpool
+//!   curves, which that profile also allows, are not supported (aws-lc has no brainpool ECDH).
 //!
 //! The EncryptedKey's EncryptionMethod is `xmlenc#kw-aes128`; its KeyInfo holds an
-//! `xenc:AgreementMethod Algorithm="…xmldsig-more#x25519"` with an
-//! `xenc11:KeyDerivationMethod Algorithm="…xmldsig-more#hkdf"` (HKDFParams: PRF hmac-sha256,
-//! optional Salt — as `Salt/Specified` or plain base64 —, optional Info, KeyLength in **bits**,
-//! 128), the sender's ephemeral key in `xenc:OriginatorKeyInfo` (`dsig11:DEREncodedKeyValue`
-//! SPKI, or `ds:KeyValue/dsig11:ECKeyValue/dsig11:PublicKey` raw 32 bytes) and the recipient in
-//! `xenc:RecipientKeyInfo`. HKDFParams is read in the RFC 9231 namespace and, for interop with
-//! early implementations, in the 2001/04 xmldsig-more namespace.
+//! `xenc:AgreementMethod` with an `xenc11:KeyDerivationMethod Algorithm="…xmldsig-more#hkdf"`
+//! (HKDFParams: PRF hmac-sha256, optional Salt — as `Salt/Specified` or plain base64 —,
+//! optional Info, KeyLength 128 in bits — or 16, the byte count Santuario writes), the
+//! sender's ephemeral key in
+//! `xenc:OriginatorKeyInfo` and the recipient in `xenc:RecipientKeyInfo`.
+//!
+//! Inbound, the ephemeral key may be a `dsig11:DEREncodedKeyValue` (SubjectPublicKeyInfo) or a
+//! `ds:KeyValue/dsig11:ECKeyValue/dsig11:PublicKey` (raw X25519 key, or uncompressed P-256
+//! point with `NamedCurve` prime256v1); a well-formed key of another type or curve is refused as
+//! an unsupported agreement, a malformed one (or a P-256 point not on the curve) as an invalid
+//! key. HKDFParams is read in the RFC 9231 namespace and, for interop with early
+//! implementations, in the 2001/04 xmldsig-more namespace.
+//!
+//! Outbound ([`agreement_method_xml`]) we write what the reader above, go-as4 and the RFC 9231
+//! examples use: HKDFParams in the RFC 9231 namespace with PRF hmac-sha256, a fresh 32-byte
+//! `Salt/Specified`, no Info and `KeyLength` 128; the ephemeral key as `DEREncodedKeyValue`.
 
+use aws_lc_rs::agreement;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use uppsala::{Document, NodeId};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::error::XmlEncError;
+use super::plan::KeyTransport;
 use super::recipient::RecipientReference;
 use super::uris::{
-    DS_NS, DSIG_MORE_NS, DSIG11_NS, HKDF, HMAC_SHA256, KW_AES128, X25519, XENC_NS, XENC11_NS,
+    DS_NS, DSIG_MORE_NS, DSIG11_NS, ECDH_ES, HKDF, HMAC_SHA256, KW_AES128, X25519, XENC_NS,
+    XENC11_NS,
 };
 use super::xml::{child, decode_base64, single_child, text};
 
 /// The pre-RFC 9231 "xmldsig-more" namespace some implementations put HKDFParams in.
 const DSIG_MORE_2001_NS: &str = "http://www.w3.org/2001/04/xmldsig-more#";
 /// OID of X25519 keys (RFC 8410).
-const X25519_OID: &str = "1.3.101.110";
+pub(crate) const X25519_OID: &str = "1.3.101.110";
+/// OID of elliptic-curve public keys, `id-ecPublicKey` (RFC 5480).
+pub(crate) const EC_PUBLIC_KEY_OID: &str = "1.2.840.10045.2.1";
+/// OID of the P-256 curve, `prime256v1` / `secp256r1` (RFC 5480).
+pub(crate) const P256_OID: &str = "1.2.840.10045.3.1.7";
+/// `dsig11:NamedCurve/@URI` of P-256.
+const P256_CURVE_URI: &str = "urn:oid:1.2.840.10045.3.1.7";
 /// Length of an X25519 public key.
 pub const X25519_PUBLIC_KEY_LEN: usize = 32;
+/// Length of an uncompressed P-256 point (`04 || X || Y`).
+pub const P256_PUBLIC_KEY_LEN: usize = 65;
+/// Length of the random HKDF salt we send (the SHA-256 output length, as RFC 5869 recommends).
+pub const HKDF_SALT_LEN: usize = 32;
 /// HKDF output length in bits required for kw-aes128.
 const KEK_BITS: u32 = 128;
-/// Longest Salt / Info accepted, in bytes of base64 text.
+/// The same length in bytes, as Apache Santuario writes it.
+const KEK_BYTES: u32 = 16;
+/// Longest Salt / Info / key value accepted, in bytes of base64 text.
 const MAX_HKDF_PARAM_BASE64_LEN: usize = 1024;
 
-/// Parameters of an X25519 + HKDF + kw-aes128 key agreement.
+/// The curve of an ephemeral-static key agreement, as named by `AgreementMethod/@Algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Curve {
+    /// `xmldsig-more#x25519`.
+    X25519,
+    /// `xmlenc11#ECDH-ES` over P-256.
+    P256,
+}
+
+impl Curve {
+    /// The AgreementMethod algorithm URI.
+    fn uri(self) -> &'static str {
+        match self {
+            Self::X25519 => X25519,
+            Self::P256 => ECDH_ES,
+        }
+    }
+
+    /// The aws-lc-rs agreement algorithm.
+    pub(crate) fn algorithm(self) -> &'static agreement::Algorithm {
+        match self {
+            Self::X25519 => &agreement::X25519,
+            Self::P256 => &agreement::ECDH_P256,
+        }
+    }
+
+    /// The curve of a certificate's SubjectPublicKeyInfo, `None` when it is no key-agreement key
+    /// (RSA, Ed25519, …).
+    ///
+    /// # Errors
+    /// [`XmlEncError::UnsupportedKeyTransport`] for an EC key on a curve other than P-256.
+    pub(crate) fn of_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<Option<Self>, XmlEncError> {
+        match spki.algorithm.algorithm.to_id_string().as_str() {
+            X25519_OID => Ok(Some(Self::X25519)),
+            EC_PUBLIC_KEY_OID => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|oid| oid.to_id_string());
+                match curve.as_deref() {
+                    Some(P256_OID) => Ok(Some(Self::P256)),
+                    other => Err(XmlEncError::UnsupportedKeyTransport(format!(
+                        "ECDH-ES over curve {}",
+                        other.unwrap_or("(unnamed)")
+                    ))),
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Checks raw public-key bytes for this curve and returns them.
+    fn check_key(self, bytes: &[u8]) -> Result<Vec<u8>, XmlEncError> {
+        match self {
+            Self::X25519 if bytes.len() == X25519_PUBLIC_KEY_LEN => Ok(bytes.to_vec()),
+            Self::P256 if bytes.len() == P256_PUBLIC_KEY_LEN && bytes[0] == 0x04 => {
+                // Parsing validates that the point lies on the curve.
+                agreement::ParsedPublicKey::try_from(&agreement::UnparsedPublicKey::new(
+                    &agreement::ECDH_P256,
+                    bytes,
+                ))
+                .map_err(|_| XmlEncError::InvalidPublicKey)?;
+                Ok(bytes.to_vec())
+            }
+            _ => Err(XmlEncError::InvalidPublicKey),
+        }
+    }
+
+    /// The key of a SubjectPublicKeyInfo (DER), which must be of this curve.
+    fn key_from_spki(self, der: &[u8]) -> Result<Vec<u8>, XmlEncError> {
+        let (rest, spki) =
+            SubjectPublicKeyInfo::from_der(der).map_err(|_| XmlEncError::InvalidPublicKey)?;
+        if !rest.is_empty() {
+            return Err(XmlEncError::InvalidPublicKey);
+        }
+        if Self::of_spki(&spki)? != Some(self) {
+            return Err(XmlEncError::UnsupportedKeyTransport(format!(
+                "{} agreement with a key of type {}",
+                self.uri(),
+                spki.algorithm.algorithm.to_id_string()
+            )));
+        }
+        self.check_key(&spki.subject_public_key.data)
+    }
+
+    /// The transport variant carrying an agreement on this curve.
+    fn transport(self, agreement: KeyAgreement) -> KeyTransport {
+        match self {
+            Self::X25519 => KeyTransport::X25519HkdfKeyWrap(agreement),
+            Self::P256 => KeyTransport::EcdhEsP256HkdfKeyWrap(agreement),
+        }
+    }
+}
+
+/// Parameters of an ephemeral-static key agreement + HKDF-SHA256 + kw-aes128 (the curve is
+/// given by the [`KeyTransport`] variant holding it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyAgreement {
-    /// The sender's ephemeral X25519 public key.
-    pub originator_public_key: [u8; X25519_PUBLIC_KEY_LEN],
+    /// The sender's ephemeral public key: the raw 32 bytes for X25519
+    /// ([`X25519_PUBLIC_KEY_LEN`]), the uncompressed point for P-256 ([`P256_PUBLIC_KEY_LEN`]).
+    pub originator_public_key: Vec<u8>,
     /// HKDF salt; `None` means the RFC 5869 default (HashLen zero bytes).
     pub salt: Option<Vec<u8>>,
     /// HKDF info; `None` means empty.
@@ -51,22 +180,23 @@ impl KeyAgreement {
         method: NodeId,
         key_info: NodeId,
         security: NodeId,
-    ) -> Result<Option<(Self, RecipientReference)>, XmlEncError> {
+    ) -> Result<Option<(KeyTransport, RecipientReference)>, XmlEncError> {
         if doc.get_attribute(method, "Algorithm") != Some(KW_AES128) {
             return Ok(None);
         }
         let Some(agreement) = single_child(doc, key_info, XENC_NS, "AgreementMethod")? else {
             return Ok(None);
         };
-        match doc.get_attribute(agreement, "Algorithm") {
-            Some(X25519) => {}
+        let curve = match doc.get_attribute(agreement, "Algorithm") {
+            Some(X25519) => Curve::X25519,
+            Some(ECDH_ES) => Curve::P256,
             other => {
                 return Err(XmlEncError::UnsupportedKeyTransport(format!(
                     "key agreement {}",
                     other.unwrap_or("(none)")
                 )));
             }
-        }
+        };
         let derivation = single_child(doc, agreement, XENC11_NS, "KeyDerivationMethod")?
             .ok_or(XmlEncError::MissingElement("KeyDerivationMethod"))?;
         match doc.get_attribute(derivation, "Algorithm") {
@@ -112,63 +242,146 @@ impl KeyAgreement {
             )?),
             None => None,
         };
+        // KeyLength 128 is bits (go-as4, RFC 9231 examples); Apache Santuario (under Domibus
+        // and phase4) writes the same length in bytes, 16. Both mean the 128-bit KEK.
         if let Some(length) = single_child(doc, params, ns, "KeyLength")?
-            && text(doc, length).trim().parse::<u32>().ok() != Some(KEK_BITS)
+            && !matches!(
+                text(doc, length).trim().parse::<u32>().ok(),
+                Some(KEK_BITS | KEK_BYTES)
+            )
         {
             return Err(XmlEncError::UnsupportedKeyTransport(
-                "HKDF KeyLength other than 128 bits".to_owned(),
+                "HKDF KeyLength other than 128 bits (or 16 bytes)".to_owned(),
             ));
         }
         let originator = single_child(doc, agreement, XENC_NS, "OriginatorKeyInfo")?
             .ok_or(XmlEncError::MissingElement("OriginatorKeyInfo"))?;
-        let originator_public_key = public_key_of(doc, originator)?
+        let originator_public_key = public_key_of(doc, originator, curve)?
             .ok_or(XmlEncError::MissingElement("OriginatorKeyInfo key value"))?;
         let recipient_info = single_child(doc, agreement, XENC_NS, "RecipientKeyInfo")?
             .ok_or(XmlEncError::MissingElement("RecipientKeyInfo"))?;
-        let recipient = match public_key_of(doc, recipient_info)? {
-            Some(key) => RecipientReference::PublicKey(key.to_vec()),
+        let recipient = match public_key_of(doc, recipient_info, curve)? {
+            Some(key) => RecipientReference::PublicKey(key),
             None => RecipientReference::read(doc, recipient_info, security)?,
         };
-        Ok(Some((
-            Self {
-                originator_public_key,
-                salt,
-                info,
-            },
-            recipient,
-        )))
+        let agreement = Self {
+            originator_public_key,
+            salt,
+            info,
+        };
+        Ok(Some((curve.transport(agreement), recipient)))
     }
 }
 
-/// An X25519 public key given by value in a KeyInfo-like element, if there is one.
+/// A public key of `curve` given by value in a KeyInfo-like element, if there is one.
 fn public_key_of(
     doc: &Document<'_>,
     key_info: NodeId,
-) -> Result<Option<[u8; X25519_PUBLIC_KEY_LEN]>, XmlEncError> {
+    curve: Curve,
+) -> Result<Option<Vec<u8>>, XmlEncError> {
     if let Some(der) = child(doc, key_info, DSIG11_NS, "DEREncodedKeyValue") {
         let der = decode_base64(
             &text(doc, der),
             MAX_HKDF_PARAM_BASE64_LEN,
             "DEREncodedKeyValue",
         )?;
-        let (rest, spki) =
-            SubjectPublicKeyInfo::from_der(&der).map_err(|_| XmlEncError::InvalidPublicKey)?;
-        if !rest.is_empty() || spki.algorithm.algorithm.to_id_string() != X25519_OID {
-            return Err(XmlEncError::InvalidPublicKey);
-        }
-        return raw_key(&spki.subject_public_key.data).map(Some);
+        return curve.key_from_spki(&der).map(Some);
     }
     let Some(value) = child(doc, key_info, DS_NS, "KeyValue") else {
         return Ok(None);
     };
     let ec = child(doc, value, DSIG11_NS, "ECKeyValue")
         .ok_or(XmlEncError::MissingElement("ECKeyValue"))?;
+    if curve == Curve::P256 {
+        let named = child(doc, ec, DSIG11_NS, "NamedCurve")
+            .and_then(|n| doc.get_attribute(n, "URI"))
+            .map(str::trim);
+        if named != Some(P256_CURVE_URI) {
+            return Err(XmlEncError::UnsupportedKeyTransport(format!(
+                "ECDH-ES over curve {}",
+                named.unwrap_or("(not named)")
+            )));
+        }
+    }
     let public =
         child(doc, ec, DSIG11_NS, "PublicKey").ok_or(XmlEncError::MissingElement("PublicKey"))?;
     let bytes = decode_base64(&text(doc, public), MAX_HKDF_PARAM_BASE64_LEN, "PublicKey")?;
-    raw_key(&bytes).map(Some)
+    curve.check_key(&bytes).map(Some)
 }
 
-fn raw_key(bytes: &[u8]) -> Result<[u8; X25519_PUBLIC_KEY_LEN], XmlEncError> {
-    bytes.try_into().map_err(|_| XmlEncError::InvalidPublicKey)
+/// The `xenc:AgreementMethod` element for an EncryptedKey's `ds:KeyInfo` (see the module docs).
+/// `originator_spki` is the DER SubjectPublicKeyInfo of the ephemeral key; `recipient_key_info`
+/// is the already serialized content of `xenc:RecipientKeyInfo` (a SecurityTokenReference).
+pub(crate) fn agreement_method_xml(
+    curve: Curve,
+    salt: &[u8],
+    originator_spki: &[u8],
+    recipient_key_info: &str,
+) -> String {
+    format!(
+        "<xenc:AgreementMethod Algorithm=\"{algorithm}\">\
+         <xenc11:KeyDerivationMethod xmlns:xenc11=\"{XENC11_NS}\" Algorithm=\"{HKDF}\">\
+         <dsig-more:HKDFParams xmlns:dsig-more=\"{DSIG_MORE_NS}\">\
+         <dsig-more:PRF Algorithm=\"{HMAC_SHA256}\"/>\
+         <dsig-more:Salt><dsig-more:Specified>{salt}</dsig-more:Specified></dsig-more:Salt>\
+         <dsig-more:KeyLength>{KEK_BITS}</dsig-more:KeyLength>\
+         </dsig-more:HKDFParams></xenc11:KeyDerivationMethod>\
+         <xenc:OriginatorKeyInfo><dsig11:DEREncodedKeyValue xmlns:dsig11=\"{DSIG11_NS}\">{spki}\
+         </dsig11:DEREncodedKeyValue></xenc:OriginatorKeyInfo>\
+         <xenc:RecipientKeyInfo>{recipient_key_info}</xenc:RecipientKeyInfo>\
+         </xenc:AgreementMethod>",
+        algorithm = curve.uri(),
+        salt = STANDARD.encode(salt),
+        spki = STANDARD.encode(originator_spki),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p256_points_are_checked() {
+        assert!(matches!(
+            Curve::P256.check_key(&[0x04; P256_PUBLIC_KEY_LEN]),
+            Err(XmlEncError::InvalidPublicKey)
+        ));
+        assert!(matches!(
+            Curve::P256.check_key(&[0x02; 33]),
+            Err(XmlEncError::InvalidPublicKey)
+        ));
+        assert!(matches!(
+            Curve::X25519.check_key(&[9; 31]),
+            Err(XmlEncError::InvalidPublicKey)
+        ));
+        assert!(Curve::X25519.check_key(&[9; 32]).is_ok());
+    }
+
+    #[test]
+    fn written_agreement_method_reads_back() {
+        let private = agreement::PrivateKey::generate(&agreement::ECDH_P256).unwrap();
+        let public = private.compute_public_key().unwrap();
+        let spki = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der<'_>>::as_der(
+            &public,
+        )
+        .unwrap();
+        let fragment = agreement_method_xml(Curve::P256, &[7; 32], spki.as_ref(), "");
+        let xml = format!(
+            "<ds:KeyInfo xmlns:ds=\"{DS_NS}\" xmlns:xenc=\"{XENC_NS}\">{fragment}</ds:KeyInfo>"
+        );
+        let doc = uppsala::parse(&xml).unwrap();
+        let key_info = doc.document_element().unwrap();
+        let agreement_node = child(&doc, key_info, XENC_NS, "AgreementMethod").unwrap();
+        let originator = child(&doc, agreement_node, XENC_NS, "OriginatorKeyInfo").unwrap();
+        assert_eq!(
+            public_key_of(&doc, originator, Curve::P256)
+                .unwrap()
+                .unwrap(),
+            public.as_ref()
+        );
+        assert!(matches!(
+            public_key_of(&doc, originator, Curve::X25519),
+            Err(XmlEncError::UnsupportedKeyTransport(_))
+        ));
+    }
 }

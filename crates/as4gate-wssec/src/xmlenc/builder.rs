@@ -1,29 +1,45 @@
-//! Building the outbound encryption header: one `xenc:EncryptedKey` (RSA-OAEP SHA-256 /
-//! MGF1-SHA256, eDelivery AS4 1.15) plus one `xenc:EncryptedData` per attachment, as an XML
-//! fragment for `wsse:Security`, and inserting it into an envelope.
+//! Building the outbound encryption header: one `xenc:EncryptedKey` plus one
+//! `xenc:EncryptedData` per attachment, as an XML fragment for `wsse:Security`.
+//!
+//! The key transport follows the recipient certificate's public key:
+//! - RSA: RSA-OAEP SHA-256 / MGF1-SHA256 (`xenc11#rsa-oaep`, eDelivery AS4 1.15); the recipient
+//!   reference is the EncryptedKey's `ds:KeyInfo`;
+//! - X25519: eDelivery AS4 2.0 key agreement (`xmldsig-more#x25519`, HKDF-SHA256, `kw-aes128`),
+//!   with a fresh ephemeral key and salt per EncryptedKey (see the `agreement` module for the
+//!   exact `xenc:AgreementMethod` written); the recipient reference goes into
+//!   `xenc:AgreementMethod/xenc:RecipientKeyInfo`;
+//! - EC P-256: the AS4 2.0 Alternative EC profile, the same with `xenc11#ECDH-ES`.
 //!
 //! The recipient is named by `ds:X509IssuerSerial` by default: that is what Domibus (WSS4J's
 //! default key identifier for encryption) sends, see the Domibus `is_incoming_message.xml`
 //! vector. [`RecipientKeyReference::BinarySecurityToken`] instead embeds the recipient
-//! certificate as a BST and references it, which every WSS4J-based receiver also accepts.
+//! certificate as a BST and references it, which every WSS4J-based receiver also accepts;
+//! [`RecipientKeyReference::SubjectKeyIdentifier`] sends the certificate's SKI.
 //!
 //! Each fragment element declares its own namespaces, so the fragment does not depend on the
-//! envelope's prefixes. Identifiers and key are supplied by the caller (sans-I/O).
+//! envelope's prefixes. Identifiers and the content key are supplied by the caller (sans-I/O);
+//! the RSA-OAEP seed, ephemeral keys and HKDF salts come from aws-lc's CSPRNG.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use super::agreement::{Curve, agreement_method_xml};
 use super::error::XmlEncError;
-use super::key_transport::{ContentKey, wrap_key_rsa_oaep_sha256};
+use super::key_transport::{ContentKey, wrap_key_agreement, wrap_key_rsa_oaep_sha256};
 use super::uris::{
-    AES128_GCM, ATTACHMENT_CIPHERTEXT_TRANSFORM, DIGEST_SHA256, DS_NS, ENCODING_BASE64,
+    AES128_GCM, ATTACHMENT_CIPHERTEXT_TRANSFORM, DIGEST_SHA256, DS_NS, ENCODING_BASE64, KW_AES128,
     MGF1_SHA256, RSA_OAEP_XENC11, TOKEN_TYPE_ENCRYPTED_KEY, TYPE_ATTACHMENT_CONTENT_ONLY,
-    VALUE_TYPE_X509V3, WSSE_NS, WSSE11_NS, WSU_NS, XENC_NS, XENC11_NS,
+    VALUE_TYPE_SKI, VALUE_TYPE_X509V3, WSSE_NS, WSSE11_NS, WSU_NS, XENC_NS, XENC11_NS,
 };
 use crate::xml_util::escape;
 
-/// How the EncryptedKey names the recipient certificate.
+/// OID of RSA public keys (`rsaEncryption`, RFC 8017).
+const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
+
+/// How the EncryptedKey names the recipient certificate (for RSA in the EncryptedKey's
+/// `ds:KeyInfo`, for a key agreement in `xenc:RecipientKeyInfo`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RecipientKeyReference {
     /// `wsse:SecurityTokenReference/ds:X509Data/ds:X509IssuerSerial` (the default; Domibus).
@@ -35,6 +51,10 @@ pub enum RecipientKeyReference {
         /// The `wsu:Id` for the token.
         token_id: String,
     },
+    /// `wsse:SecurityTokenReference/wsse:KeyIdentifier` of ValueType
+    /// `X509SubjectKeyIdentifier`: the certificate's SubjectKeyIdentifier extension, which
+    /// must be present.
+    SubjectKeyIdentifier,
 }
 
 /// One attachment to list in the header.
@@ -155,9 +175,39 @@ fn escape_dn_value(value: &str) -> String {
     out
 }
 
+/// How a recipient certificate's key receives the content key.
+enum RecipientKey {
+    /// RSA-OAEP key transport.
+    Rsa,
+    /// Ephemeral-static key agreement on this curve.
+    Agreement(Curve),
+}
+
+fn recipient_key(cert: &X509Certificate<'_>) -> Result<RecipientKey, XmlEncError> {
+    let spki = cert.public_key();
+    if let Some(curve) = Curve::of_spki(spki)? {
+        return Ok(RecipientKey::Agreement(curve));
+    }
+    match spki.algorithm.algorithm.to_id_string() {
+        oid if oid == RSA_ENCRYPTION_OID => Ok(RecipientKey::Rsa),
+        oid => Err(XmlEncError::UnsupportedRecipientKey(oid)),
+    }
+}
+
+fn subject_key_identifier<'c>(cert: &'c X509Certificate<'_>) -> Result<&'c [u8], XmlEncError> {
+    cert.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0),
+            _ => None,
+        })
+        .ok_or(XmlEncError::NoSubjectKeyIdentifier)
+}
+
 impl<'a> EncryptedKeyBuilder<'a> {
-    /// Starts a builder for the recipient's RSA certificate (DER); `key_id` becomes the
-    /// EncryptedKey's `Id`.
+    /// Starts a builder for the recipient's encryption certificate (DER): RSA, X25519 or EC
+    /// P-256; its key type selects the key transport (see the module docs). `key_id` becomes
+    /// the EncryptedKey's `Id`.
     pub fn new(recipient_cert_der: &'a [u8], key_id: impl Into<String>) -> Self {
         Self {
             recipient_cert_der,
@@ -172,31 +222,18 @@ impl<'a> EncryptedKeyBuilder<'a> {
         self
     }
 
-    /// Wraps `content_key` for the recipient and returns the fragment: optional BST, then
-    /// `xenc:EncryptedKey` with its `ReferenceList`, then one `xenc:EncryptedData` per attachment.
-    ///
-    /// # Errors
-    /// [`XmlEncError::InvalidIdentifier`] for ids that are not NCNames or bad content ids;
-    /// [`XmlEncError::InvalidCertificate`] when the certificate is unusable.
-    pub fn build(
+    /// The `wsse:SecurityTokenReference` naming the recipient; a BinarySecurityToken it
+    /// references is appended to `xml`.
+    fn token_reference(
         &self,
-        content_key: &ContentKey,
-        attachments: &[AttachmentEncryption],
+        cert: &X509Certificate<'_>,
+        xml: &mut String,
     ) -> Result<String, XmlEncError> {
-        check_ncname(&self.key_id)?;
-        for attachment in attachments {
-            check_ncname(&attachment.data_id)?;
-        }
-        let (_, cert) = X509Certificate::from_der(self.recipient_cert_der)
-            .map_err(|_| XmlEncError::InvalidCertificate)?;
-        let wrapped = wrap_key_rsa_oaep_sha256(content_key, self.recipient_cert_der)?;
-
-        let mut xml = String::new();
-        let token_reference = match &self.reference {
+        let inner = match &self.reference {
             RecipientKeyReference::IssuerSerial => format!(
                 "<ds:X509Data><ds:X509IssuerSerial><ds:X509IssuerName>{}</ds:X509IssuerName>\
                  <ds:X509SerialNumber>{}</ds:X509SerialNumber></ds:X509IssuerSerial></ds:X509Data>",
-                escape(&issuer_rfc4514(&cert)?),
+                escape(&issuer_rfc4514(cert)?),
                 cert.tbs_certificate.serial
             ),
             RecipientKeyReference::BinarySecurityToken { token_id } => {
@@ -209,16 +246,73 @@ impl<'a> EncryptedKeyBuilder<'a> {
                 ));
                 format!("<wsse:Reference URI=\"#{token_id}\" ValueType=\"{VALUE_TYPE_X509V3}\"/>")
             }
+            RecipientKeyReference::SubjectKeyIdentifier => format!(
+                "<wsse:KeyIdentifier EncodingType=\"{ENCODING_BASE64}\" \
+                 ValueType=\"{VALUE_TYPE_SKI}\">{}</wsse:KeyIdentifier>",
+                STANDARD.encode(subject_key_identifier(cert)?)
+            ),
+        };
+        Ok(format!(
+            "<wsse:SecurityTokenReference xmlns:wsse=\"{WSSE_NS}\">{inner}</wsse:SecurityTokenReference>"
+        ))
+    }
+
+    /// Wraps `content_key` for the recipient and returns the fragment: optional BST, then
+    /// `xenc:EncryptedKey` with its `ReferenceList`, then one `xenc:EncryptedData` per attachment.
+    ///
+    /// For an X25519 or P-256 recipient every call draws a fresh ephemeral key pair and HKDF
+    /// salt, so two calls never produce the same EncryptedKey.
+    ///
+    /// # Errors
+    /// [`XmlEncError::InvalidIdentifier`] for ids that are not NCNames or bad content ids;
+    /// [`XmlEncError::InvalidCertificate`] when the certificate or its key is unusable;
+    /// [`XmlEncError::UnsupportedRecipientKey`] for a key type that cannot receive a key (and
+    /// [`XmlEncError::UnsupportedKeyTransport`] for an EC key on a curve other than P-256);
+    /// [`XmlEncError::NoSubjectKeyIdentifier`] when the SKI reference is asked for a
+    /// certificate without one; [`XmlEncError::Crypto`] when aws-lc fails internally.
+    pub fn build(
+        &self,
+        content_key: &ContentKey,
+        attachments: &[AttachmentEncryption],
+    ) -> Result<String, XmlEncError> {
+        check_ncname(&self.key_id)?;
+        for attachment in attachments {
+            check_ncname(&attachment.data_id)?;
+        }
+        let (_, cert) = X509Certificate::from_der(self.recipient_cert_der)
+            .map_err(|_| XmlEncError::InvalidCertificate)?;
+        let transport = recipient_key(&cert)?;
+
+        let mut xml = String::new();
+        let token_reference = self.token_reference(&cert, &mut xml)?;
+        let (method, key_info, wrapped) = match transport {
+            RecipientKey::Rsa => (
+                format!(
+                    "<xenc:EncryptionMethod Algorithm=\"{RSA_OAEP_XENC11}\">\
+                     <ds:DigestMethod xmlns:ds=\"{DS_NS}\" Algorithm=\"{DIGEST_SHA256}\"/>\
+                     <xenc11:MGF xmlns:xenc11=\"{XENC11_NS}\" Algorithm=\"{MGF1_SHA256}\"/>\
+                     </xenc:EncryptionMethod>"
+                ),
+                token_reference,
+                wrap_key_rsa_oaep_sha256(content_key, self.recipient_cert_der)?,
+            ),
+            RecipientKey::Agreement(curve) => {
+                let sent = wrap_key_agreement(curve, content_key, cert.public_key().raw)?;
+                (
+                    format!("<xenc:EncryptionMethod Algorithm=\"{KW_AES128}\"/>"),
+                    agreement_method_xml(
+                        curve,
+                        &sent.salt,
+                        &sent.originator_spki,
+                        &token_reference,
+                    ),
+                    sent.wrapped.to_vec(),
+                )
+            }
         };
         xml.push_str(&format!(
-            "<xenc:EncryptedKey xmlns:xenc=\"{XENC_NS}\" Id=\"{key_id}\">\
-             <xenc:EncryptionMethod Algorithm=\"{RSA_OAEP_XENC11}\">\
-             <ds:DigestMethod xmlns:ds=\"{DS_NS}\" Algorithm=\"{DIGEST_SHA256}\"/>\
-             <xenc11:MGF xmlns:xenc11=\"{XENC11_NS}\" Algorithm=\"{MGF1_SHA256}\"/>\
-             </xenc:EncryptionMethod>\
-             <ds:KeyInfo xmlns:ds=\"{DS_NS}\">\
-             <wsse:SecurityTokenReference xmlns:wsse=\"{WSSE_NS}\">{token_reference}</wsse:SecurityTokenReference>\
-             </ds:KeyInfo>\
+            "<xenc:EncryptedKey xmlns:xenc=\"{XENC_NS}\" Id=\"{key_id}\">{method}\
+             <ds:KeyInfo xmlns:ds=\"{DS_NS}\">{key_info}</ds:KeyInfo>\
              <xenc:CipherData><xenc:CipherValue>{cipher}</xenc:CipherValue></xenc:CipherData>\
              <xenc:ReferenceList>",
             key_id = self.key_id,

@@ -112,11 +112,21 @@ pub enum XmlEncError {
     /// A private key supplied by the caller is rejected by aws-lc-rs.
     #[error("private key rejected")]
     InvalidPrivateKey,
-    /// The private key does not fit the EncryptedKey (RSA key for an X25519 agreement or the reverse).
+    /// The recipient certificate's key cannot receive an encrypted key: neither RSA, X25519 nor
+    /// P-256 (an Ed25519 signing certificate, say). Names the key's algorithm OID.
+    #[error("recipient certificate key {0} supports no key transport or agreement")]
+    UnsupportedRecipientKey(String),
+    /// [`crate::xmlenc::RecipientKeyReference::SubjectKeyIdentifier`] was asked for, but the
+    /// recipient certificate has no SubjectKeyIdentifier extension.
+    #[error("recipient certificate has no SubjectKeyIdentifier extension")]
+    NoSubjectKeyIdentifier,
+    /// The private key does not fit the EncryptedKey (RSA key for a key agreement, X25519 key
+    /// for an ECDH-ES agreement, and so on).
     #[error("private key type does not match the key transport algorithm")]
     KeyTypeMismatch,
-    /// An ephemeral or recipient public key in a KeyInfo is not an X25519 key.
-    #[error("public key in KeyInfo is not a valid X25519 key")]
+    /// An ephemeral or recipient public key in a KeyInfo is malformed for the agreement's curve
+    /// (wrong length, not an uncompressed P-256 point, point not on the curve, bad DER).
+    #[error("public key in KeyInfo is not a valid key for the agreement's curve")]
     InvalidPublicKey,
     /// RSA-OAEP (or key unwrap) failed. Deliberately one variant without detail: whether
     /// padding, length or the unwrapped key size was wrong must not be observable (OAEP oracle).

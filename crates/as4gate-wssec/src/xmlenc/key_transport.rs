@@ -1,25 +1,31 @@
-//! Key transport of the AES content-encryption key, on aws-lc-rs only: RSA-OAEP (AS4 1.x) and,
-//! inbound, X25519 + HKDF-SHA256 + AES-128 key wrap (AS4 2.0).
+//! Key transport of the AES content-encryption key, on aws-lc-rs only: RSA-OAEP (AS4 1.x) and
+//! ephemeral-static key agreement + HKDF-SHA256 + AES-128 key wrap (AS4 2.0: X25519, or
+//! ECDH-ES over P-256 in the Alternative EC profile), both ways.
 //!
 //! Inbound we accept `xenc11#rsa-oaep` with SHA-256 + MGF1-SHA256 (eDelivery AS4 1.15) and the
 //! SHA-1 variants (`xenc#rsa-oaep-mgf1p`, or `xenc11#rsa-oaep` with default parameters) that
 //! older partners send. Outbound we always write SHA-256 + MGF1-SHA256.
 //!
+//! Outbound key agreement ([`wrap_key_agreement`]) draws a fresh ephemeral key pair and a fresh
+//! 32-byte HKDF salt from aws-lc's CSPRNG for every EncryptedKey; neither is ever reused.
+//!
 //! **OAEP oracle defence:** every unwrap failure (bad padding, wrong ciphertext length, wrong
 //! key, unwrapped key not 16 bytes) becomes the single [`XmlEncError::KeyUnwrapFailed`], and
 //! the daemon must answer it with the same EBMS:0102 text it uses for a GCM tag failure. The
 //! private-key operation itself is aws-lc's constant-time OAEP decoding (not the `rsa` crate,
-//! which is exposed to the Marvin timing attack, RUSTSEC-2023-0071).
+//! which is exposed to the Marvin timing attack, RUSTSEC-2023-0071). Agreement and AES key
+//! unwrap failures map to the same variant.
 
+use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::key_wrap::{AES_128, KeyEncryptionKey, KeyWrap};
 use aws_lc_rs::rsa::{
     OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm, OaepPrivateDecryptingKey,
     OaepPublicEncryptingKey, PrivateDecryptingKey, PublicEncryptingKey,
 };
-use aws_lc_rs::{agreement, hkdf};
+use aws_lc_rs::{agreement, hkdf, rand};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::agreement::KeyAgreement;
+use super::agreement::{Curve, HKDF_SALT_LEN, KeyAgreement};
 use super::error::XmlEncError;
 use super::gcm::AES128_KEY_LEN;
 use super::plan::{EncryptedKey, KeyTransport, OaepDigest};
@@ -69,22 +75,28 @@ const X25519_PKCS8_PREFIX: [u8; 16] = [
 /// Length of an X25519 private key.
 const X25519_PRIVATE_KEY_LEN: usize = 32;
 
+/// Length of an AES-128 key wrapped with RFC 3394 (key + 8-byte integrity block).
+const WRAPPED_KEY_LEN: usize = AES128_KEY_LEN + 8;
+
 enum PrivateKey {
     Rsa(OaepPrivateDecryptingKey),
     X25519(agreement::PrivateKey),
+    P256(agreement::PrivateKey),
 }
 
-/// Our private key for unwrapping EncryptedKeys: RSA (AS4 1.x key transport) or X25519
-/// (AS4 2.0 key agreement).
+/// Our private key for unwrapping EncryptedKeys: RSA (AS4 1.x key transport), X25519 (AS4 2.0
+/// key agreement) or P-256 (AS4 2.0 Alternative EC profile, ECDH-ES).
 pub struct DecryptionKey {
     key: PrivateKey,
 }
 
 impl DecryptionKey {
-    /// Loads an RSA or X25519 private key from unencrypted PKCS#8 DER.
+    /// Loads an RSA, X25519 or P-256 private key from unencrypted PKCS#8 DER (a P-256 key may
+    /// also be an RFC 5915 `ECPrivateKey`).
     ///
     /// # Errors
-    /// [`XmlEncError::InvalidPrivateKey`] when aws-lc-rs rejects it (other type, too small, malformed).
+    /// [`XmlEncError::InvalidPrivateKey`] when aws-lc-rs rejects it (other type or curve, too
+    /// small, malformed).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, XmlEncError> {
         if let Some(raw) = der.strip_prefix(&X25519_PKCS8_PREFIX[..]) {
             if raw.len() != X25519_PRIVATE_KEY_LEN {
@@ -96,11 +108,17 @@ impl DecryptionKey {
                 key: PrivateKey::X25519(key),
             });
         }
-        let key =
-            PrivateDecryptingKey::from_pkcs8(der).map_err(|_| XmlEncError::InvalidPrivateKey)?;
-        let rsa = OaepPrivateDecryptingKey::new(key).map_err(|_| XmlEncError::InvalidPrivateKey)?;
+        if let Ok(key) = PrivateDecryptingKey::from_pkcs8(der) {
+            let rsa =
+                OaepPrivateDecryptingKey::new(key).map_err(|_| XmlEncError::InvalidPrivateKey)?;
+            return Ok(Self {
+                key: PrivateKey::Rsa(rsa),
+            });
+        }
+        let key = agreement::PrivateKey::from_private_key_der(&agreement::ECDH_P256, der)
+            .map_err(|_| XmlEncError::InvalidPrivateKey)?;
         Ok(Self {
-            key: PrivateKey::Rsa(rsa),
+            key: PrivateKey::P256(key),
         })
     }
 
@@ -115,8 +133,9 @@ impl DecryptionKey {
             (PrivateKey::Rsa(rsa), KeyTransport::RsaOaep { digest, label }) => {
                 unwrap_rsa(rsa, *digest, label.as_deref(), &key.cipher_value)
             }
-            (PrivateKey::X25519(private), KeyTransport::X25519HkdfKeyWrap(agreement)) => {
-                unwrap_x25519(private, agreement, &key.cipher_value)
+            (PrivateKey::X25519(private), KeyTransport::X25519HkdfKeyWrap(agreement))
+            | (PrivateKey::P256(private), KeyTransport::EcdhEsP256HkdfKeyWrap(agreement)) => {
+                unwrap_agreement(private, agreement, &key.cipher_value)
             }
             _ => Err(XmlEncError::KeyTypeMismatch),
         }
@@ -149,26 +168,39 @@ impl hkdf::KeyType for KekLength {
     }
 }
 
-fn unwrap_x25519(
+/// HKDF-SHA256 of a shared secret into the AES-128 key-encryption key.
+fn derive_kek(
+    secret: &[u8],
+    salt: Option<&[u8]>,
+    info: Option<&[u8]>,
+) -> Result<[u8; AES128_KEY_LEN], aws_lc_rs::error::Unspecified> {
+    let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, salt.unwrap_or(&[]));
+    let info = [info.unwrap_or(&[])];
+    let mut kek = [0u8; AES128_KEY_LEN];
+    salt.extract(secret)
+        .expand(&info, KekLength)
+        .and_then(|okm| okm.fill(&mut kek))?;
+    Ok(kek)
+}
+
+fn unwrap_agreement(
     private: &agreement::PrivateKey,
     params: &KeyAgreement,
     cipher_value: &[u8],
 ) -> Result<ContentKey, XmlEncError> {
-    let peer = agreement::UnparsedPublicKey::new(&agreement::X25519, params.originator_public_key);
-    // aws-lc refuses low-order points (all-zero shared secret) here.
+    let peer = agreement::UnparsedPublicKey::new(
+        private.algorithm(),
+        params.originator_public_key.as_slice(),
+    );
+    // aws-lc refuses low-order X25519 points (all-zero shared secret) and P-256 points off the
+    // curve here; an originator key of the other curve fails the algorithm check.
     let mut kek = agreement::agree(private, peer, XmlEncError::KeyUnwrapFailed, |secret| {
-        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, params.salt.as_deref().unwrap_or(&[]));
-        let info = [params.info.as_deref().unwrap_or(&[])];
-        let mut kek = [0u8; AES128_KEY_LEN];
-        salt.extract(secret)
-            .expand(&info, KekLength)
-            .and_then(|okm| okm.fill(&mut kek))
-            .map_err(|_| XmlEncError::KeyUnwrapFailed)?;
-        Ok(kek)
+        derive_kek(secret, params.salt.as_deref(), params.info.as_deref())
+            .map_err(|_| XmlEncError::KeyUnwrapFailed)
     })?;
     let wrapping = KeyEncryptionKey::new(&AES_128, &kek).map_err(|_| XmlEncError::KeyUnwrapFailed);
     kek.fill(0);
-    let mut out = [0u8; AES128_KEY_LEN + 8];
+    let mut out = [0u8; WRAPPED_KEY_LEN];
     let unwrapped_len = wrapping?
         .unwrap(cipher_value, &mut out)
         .map_err(|_| XmlEncError::KeyUnwrapFailed)?
@@ -177,6 +209,55 @@ fn unwrap_x25519(
         .map_err(|_| XmlEncError::KeyUnwrapFailed);
     out.fill(0);
     result.map(ContentKey)
+}
+
+/// The sender's half of a key agreement: what goes into the EncryptedKey.
+pub(crate) struct AgreementWrap {
+    /// DER SubjectPublicKeyInfo of the fresh ephemeral key (for `OriginatorKeyInfo`).
+    pub(crate) originator_spki: Vec<u8>,
+    /// The fresh HKDF salt.
+    pub(crate) salt: [u8; HKDF_SALT_LEN],
+    /// The content key wrapped with the derived key-encryption key (the CipherValue).
+    pub(crate) wrapped: [u8; WRAPPED_KEY_LEN],
+}
+
+/// Wraps `content_key` for the recipient key `recipient_spki_der` (a certificate's
+/// SubjectPublicKeyInfo on `curve`): fresh ephemeral key pair, ECDH, HKDF-SHA256 with a fresh
+/// 32-byte salt and no info to a 128-bit key, AES-128 key wrap.
+///
+/// # Errors
+/// [`XmlEncError::InvalidCertificate`] when aws-lc refuses the recipient key (not on the curve,
+/// low-order point); [`XmlEncError::Crypto`] when key generation or randomness fails.
+pub(crate) fn wrap_key_agreement(
+    curve: Curve,
+    content_key: &ContentKey,
+    recipient_spki_der: &[u8],
+) -> Result<AgreementWrap, XmlEncError> {
+    let ephemeral = agreement::PrivateKey::generate(curve.algorithm())?;
+    let originator_spki = AsDer::<PublicKeyX509Der<'_>>::as_der(&ephemeral.compute_public_key()?)?
+        .as_ref()
+        .to_vec();
+    let mut salt = [0u8; HKDF_SALT_LEN];
+    rand::fill(&mut salt)?;
+    let peer = agreement::UnparsedPublicKey::new(curve.algorithm(), recipient_spki_der);
+    let mut kek = agreement::agree(
+        &ephemeral,
+        peer,
+        XmlEncError::InvalidCertificate,
+        |secret| derive_kek(secret, Some(&salt), None).map_err(XmlEncError::from),
+    )?;
+    let wrapping = KeyEncryptionKey::new(&AES_128, &kek);
+    kek.fill(0);
+    let mut wrapped = [0u8; WRAPPED_KEY_LEN];
+    let len = wrapping?.wrap(content_key.bytes(), &mut wrapped)?.len();
+    if len != WRAPPED_KEY_LEN {
+        return Err(XmlEncError::Crypto);
+    }
+    Ok(AgreementWrap {
+        originator_spki,
+        salt,
+        wrapped,
+    })
 }
 
 /// Wraps `content_key` for the RSA certificate `recipient_cert_der` with RSA-OAEP

@@ -2,17 +2,22 @@
 //!
 //! Inbound: [`EncryptionPlan::read`] checks the `wsse:Security` header against the AS4 profile
 //! and lists the EncryptedKeys and encrypted attachments; [`EncryptionPlan::key_for_certificate`]
-//! picks the key addressed to us; [`DecryptionKey::unwrap_key`] recovers the AES-128 key with
-//! RSA-OAEP on aws-lc-rs; [`GcmDecryptor`] streams each attachment body
-//! (`IV || ciphertext || tag`) and authenticates it at [`GcmDecryptor::finish`]. Decrypted bytes
-//! are untrusted until then and must be discarded when it fails.
+//! picks the key addressed to us; [`DecryptionKey::unwrap_key`] recovers the AES-128 key on
+//! aws-lc-rs (RSA-OAEP, or key agreement + HKDF + AES key unwrap); [`GcmDecryptor`] streams
+//! each attachment body (`IV || ciphertext || tag`) and authenticates it at
+//! [`GcmDecryptor::finish`]. Decrypted bytes are untrusted until then and must be discarded when
+//! it fails.
 //!
 //! Outbound: [`GcmEncryptor`] streams each attachment, [`EncryptedKeyBuilder`] writes the
 //! EncryptedKey + EncryptedData fragment and [`insert_into_security_header`] puts it into the
-//! envelope. Keys, IVs and identifiers come from the caller.
+//! envelope. Content key, IVs and identifiers come from the caller.
 //!
-//! eDelivery AS4 2.0 key agreement (X25519 + HKDF-SHA256 + kw-aes128) is supported inbound
-//! ([`KeyAgreement`]); the sender side writes AS4 1.15 RSA-OAEP only.
+//! Key transports, both ways, chosen outbound by the recipient certificate's key:
+//! - RSA-OAEP SHA-256 / MGF1-SHA256 (eDelivery AS4 1.15; inbound also the SHA-1 variants);
+//! - eDelivery AS4 2.0 Common Usage Profile: X25519 + HKDF-SHA256 + kw-aes128
+//!   ([`KeyTransport::X25519HkdfKeyWrap`]);
+//! - eDelivery AS4 2.0 Alternative EC profile: ECDH-ES over P-256 + HKDF-SHA256 + kw-aes128
+//!   ([`KeyTransport::EcdhEsP256HkdfKeyWrap`]; brainpoolP256r1 is not supported).
 
 mod agreement;
 mod builder;
@@ -25,7 +30,7 @@ mod recipient;
 pub mod uris;
 mod xml;
 
-pub use agreement::{KeyAgreement, X25519_PUBLIC_KEY_LEN};
+pub use agreement::{HKDF_SALT_LEN, KeyAgreement, P256_PUBLIC_KEY_LEN, X25519_PUBLIC_KEY_LEN};
 pub use builder::{
     AttachmentEncryption, ENCRYPTED_PART_CONTENT_TYPE, EncryptedKeyBuilder, RecipientKeyReference,
     rewrite_content_type_for_encryption,

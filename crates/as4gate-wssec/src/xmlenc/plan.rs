@@ -63,6 +63,9 @@ pub enum KeyTransport {
     },
     /// eDelivery AS4 2.0: X25519 agreement, HKDF-SHA256, AES-128 key wrap.
     X25519HkdfKeyWrap(KeyAgreement),
+    /// eDelivery AS4 2.0 Alternative EC profile: ECDH-ES over P-256, HKDF-SHA256, AES-128 key
+    /// wrap.
+    EcdhEsP256HkdfKeyWrap(KeyAgreement),
 }
 
 /// One `xenc:EncryptedKey` of the header.
@@ -436,7 +439,7 @@ fn read_encrypted_key(
             RecipientReference::read(doc, key_info, security)?,
         ),
         other => match KeyAgreement::read(doc, method, key_info, security)? {
-            Some((agreement, recipient)) => (KeyTransport::X25519HkdfKeyWrap(agreement), recipient),
+            Some(transport_and_recipient) => transport_and_recipient,
             None => return Err(XmlEncError::UnsupportedKeyTransport(other.to_owned())),
         },
     };

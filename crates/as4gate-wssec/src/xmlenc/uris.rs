@@ -19,6 +19,9 @@ pub use as4gate_ebms::ns::{
 /// The RFC 9231 namespace of the AS4 2.0 algorithms (`xmldsig-more`, 2021/04), where
 /// `HKDFParams` may also appear.
 pub const DSIG_MORE_NS: &str = "http://www.w3.org/2021/04/xmldsig-more#";
+/// ECDH-ES key agreement (XML-Enc 1.1), used by the eDelivery AS4 2.0 Alternative EC profile
+/// over P-256 with the same HKDF derivation as X25519.
+pub const ECDH_ES: &str = "http://www.w3.org/2009/xmlenc11#ECDH-ES";
 /// MGF1 with SHA-1 (`xenc11#mgf1sha1`), the default of RSA-OAEP-MGF1P.
 pub const MGF1_SHA1: &str = "http://www.w3.org/2009/xmlenc11#mgf1sha1";
 /// SHA-1 digest (only as the OAEP digest of the older key transport).
