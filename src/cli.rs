@@ -37,6 +37,9 @@ enum Command {
         #[command(subcommand)]
         command: MessagesCommand,
     },
+    /// Submit a document for sending to the partner its P-Mode names; prints the MessageId.
+    /// A running gateway sends it (retrying until a valid receipt arrives).
+    Send(SendArgs),
     /// Dead-lettered deliveries: list, show, replay once, discard.
     Dlq {
         #[command(subcommand)]
@@ -65,11 +68,48 @@ enum MessagesCommand {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// List outbound messages that failed (SEND_FAILURE) with their ebMS error code.
+    Failed {
+        /// How many to show.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
     /// Show one message: state, parties, service/action, payloads, history and receipt.
     Show {
         /// The ebMS MessageId.
         message_id: String,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct SendArgs {
+    /// The P-Mode id (this gateway must be its initiator).
+    #[arg(long)]
+    pmode: String,
+    /// A payload file (repeatable; PartInfo order).
+    #[arg(long = "payload")]
+    payloads: Vec<PathBuf>,
+    /// The MIME type of each payload, in the same order (default: from the file extension).
+    #[arg(long = "mime-type")]
+    mime_types: Vec<String>,
+    /// Your id for this submission: submitting it again returns the same MessageId.
+    #[arg(long)]
+    submission_id: Option<String>,
+    /// ConversationId (generated when absent).
+    #[arg(long)]
+    conversation_id: Option<String>,
+    /// `originalSender` message property.
+    #[arg(long)]
+    original_sender: Option<String>,
+    /// `finalRecipient` message property.
+    #[arg(long)]
+    final_recipient: Option<String>,
+    /// `trackingIdentifier` message property.
+    #[arg(long)]
+    tracking_identifier: Option<String>,
+    /// Another message property, `name=value` (repeatable).
+    #[arg(long = "property")]
+    properties: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +204,7 @@ pub fn run() -> ExitCode {
         },
         Command::Messages { command } => report(runtime.block_on(messages(&config, command))),
         Command::Dlq { command } => report(runtime.block_on(dlq(&config, command))),
+        Command::Send(args) => report(runtime.block_on(send(&config, args))),
         Command::Queue { command } => {
             report(runtime.block_on(pause(&config, PauseKind::Queue, command)))
         }
@@ -213,6 +254,23 @@ async fn messages(config: &Config, command: MessagesCommand) -> anyhow::Result<(
                     m.to_party,
                     format!("{} / {}", m.service, m.action),
                     m.message_id
+                );
+            }
+        }
+        MessagesCommand::Failed { limit } => {
+            println!(
+                "{:<10} {:>8} {:<12} MESSAGE ID / ERROR",
+                "CODE", "ATTEMPTS", "TO"
+            );
+            for f in store.failed_sends(limit).await? {
+                println!(
+                    "{:<10} {:>8} {:<12} {}\n{:>32}{}",
+                    f.error_code.as_deref().unwrap_or("-"),
+                    f.attempts,
+                    f.partner,
+                    f.message_id,
+                    "",
+                    f.last_error.as_deref().unwrap_or("")
                 );
             }
         }
@@ -439,6 +497,83 @@ async fn pause(config: &Config, kind: PauseKind, command: PauseCommand) -> anyho
             let released = set(&name, false).await?;
             println!("{what} {name} active again; {released} held deliveries released");
         }
+    }
+    Ok(())
+}
+
+/// A MIME type for a payload file from its extension.
+fn mime_type_of(path: &std::path::Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("xml") => "application/xml",
+        Some("json") => "application/json",
+        Some("pdf") => "application/pdf",
+        Some("txt") => "text/plain",
+        Some("csv") => "text/csv",
+        Some("zip") => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
+    use crate::outbound::submit::{PayloadSource, Submission, SubmittedPayload, submit};
+    if !args.mime_types.is_empty() && args.mime_types.len() != args.payloads.len() {
+        anyhow::bail!(
+            "{} --mime-type for {} --payload: give one per payload or none",
+            args.mime_types.len(),
+            args.payloads.len()
+        );
+    }
+    let mut properties = Vec::new();
+    for p in &args.properties {
+        let (name, value) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--property {p:?} is not name=value"))?;
+        properties.push((name.to_owned(), value.to_owned()));
+    }
+    let payloads = args
+        .payloads
+        .iter()
+        .enumerate()
+        .map(|(i, path)| SubmittedPayload {
+            mime_type: args
+                .mime_types
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| mime_type_of(path).to_owned()),
+            source: PayloadSource::File(path.clone()),
+            character_set: None,
+            content_id: None,
+        })
+        .collect();
+    let gateway = crate::gateway::Gateway::load(config)?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Store::open(&config.database_path(), config.store.sqlite_synchronous).await?;
+    let blobs = crate::store::BlobStore::open(&config.data_dir.join("blobs"))?;
+    let submitted = submit(
+        &gateway,
+        &store,
+        &blobs,
+        Submission {
+            submission_id: args.submission_id,
+            pmode_id: args.pmode,
+            conversation_id: args.conversation_id,
+            original_sender: args.original_sender,
+            final_recipient: args.final_recipient,
+            tracking_identifier: args.tracking_identifier,
+            properties,
+            payloads,
+        },
+    )
+    .await?;
+    if submitted.duplicate {
+        println!("{} (submitted before)", submitted.message_id);
+    } else {
+        println!("{}", submitted.message_id);
     }
     Ok(())
 }

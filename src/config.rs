@@ -76,6 +76,24 @@ pub struct GatewayConfig {
     pub decryption_key: Option<PathBuf>,
     /// PEM files with the CA certificates that partner signing certificates must chain to.
     pub trust_anchors: Vec<PathBuf>,
+    /// Keys for eDelivery AS4 2.0 P-Modes (Ed25519 or ECDSA P-256 signing, X25519 or P-256
+    /// decryption); the keys above serve 1.15. Without it, 2.0 P-Modes are refused at start.
+    #[serde(default)]
+    pub edelivery_2_0: Option<KeySetConfig>,
+}
+
+/// A signing and a decryption key with their certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySetConfig {
+    /// PEM certificate of the signing key.
+    pub signing_certificate: PathBuf,
+    /// PKCS#8 PEM signing key.
+    pub signing_key: PathBuf,
+    /// PEM certificate partners encrypt to.
+    pub decryption_certificate: PathBuf,
+    /// PKCS#8 PEM private key of `decryption_certificate`.
+    pub decryption_key: PathBuf,
 }
 
 /// Listeners. At least one of `http` and `https` must be set.
@@ -203,6 +221,49 @@ pub struct PartnerConfig {
     /// partner over HTTPS must come with one of them.
     #[serde(default)]
     pub tls_client_certificates: Vec<PathBuf>,
+    /// Where messages to this partner are sent (`https://…/as4`; `http://` for loopback tests
+    /// and TLS-terminating proxies). Without it nothing can be sent to the partner.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// PEM certificates the partner decrypts with: RSA for eDelivery AS4 1.15 P-Modes, X25519
+    /// (or P-256) for 2.0; the one matching the P-Mode's profile is used.
+    #[serde(default)]
+    pub encryption_certificates: Vec<PathBuf>,
+    /// TLS client settings for an `https` endpoint: the CA the partner's server certificate
+    /// must chain to and our client certificate (mutual TLS).
+    #[serde(default)]
+    pub tls: Option<crate::delivery::BackendTls>,
+    /// Limit for one send: connect, TLS, request and the synchronous receipt. Default `"60s"`.
+    #[serde(default = "default_send_timeout", deserialize_with = "duration")]
+    pub timeout: std::time::Duration,
+}
+
+impl PartnerConfig {
+    /// The HTTP settings for sending to this partner, when it has an endpoint: at most 64
+    /// exchanges at once, `timeout` each, TLS per `tls`.
+    pub fn transport(&self) -> Option<BackendConfig> {
+        let url = self.endpoint.clone()?;
+        Some(BackendConfig {
+            id: self.party_id.clone(),
+            binding: crate::delivery::Binding::Rest,
+            url,
+            timeout: self.timeout,
+            concurrency: 64,
+            retry: crate::delivery::RetrySchedule::default(),
+            tls: self.tls.clone(),
+        })
+    }
+}
+
+fn default_send_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(60)
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::time::Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::queue::config::parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 /// Every problem found while loading a configuration.
@@ -278,9 +339,21 @@ impl Config {
             fix(&mut https.key);
             https.client_ca.iter_mut().for_each(fix);
         }
+        if let Some(k) = &mut g.edelivery_2_0 {
+            fix(&mut k.signing_certificate);
+            fix(&mut k.signing_key);
+            fix(&mut k.decryption_certificate);
+            fix(&mut k.decryption_key);
+        }
         for p in &mut self.partners {
             p.signing_certificates.iter_mut().for_each(fix);
             p.tls_client_certificates.iter_mut().for_each(fix);
+            p.encryption_certificates.iter_mut().for_each(fix);
+            if let Some(tls) = &mut p.tls {
+                fix(&mut tls.ca);
+                tls.certificate.iter_mut().for_each(fix);
+                tls.key.iter_mut().for_each(fix);
+            }
         }
         for tls in self.backends.iter_mut().filter_map(|b| b.tls.as_mut()) {
             fix(&mut tls.ca);
@@ -326,9 +399,30 @@ impl Config {
                 need_file("listen.https.client_ca", p);
             }
         }
+        if let Some(k) = &g.edelivery_2_0 {
+            need_file(
+                "gateway.edelivery_2_0.signing_certificate",
+                &k.signing_certificate,
+            );
+            need_file("gateway.edelivery_2_0.signing_key", &k.signing_key);
+            need_file(
+                "gateway.edelivery_2_0.decryption_certificate",
+                &k.decryption_certificate,
+            );
+            need_file("gateway.edelivery_2_0.decryption_key", &k.decryption_key);
+        }
         for (i, partner) in self.partners.iter().enumerate() {
             for p in &partner.signing_certificates {
                 need_file(&format!("partner[{i}].signing_certificates"), p);
+            }
+            for p in &partner.encryption_certificates {
+                need_file(&format!("partner[{i}].encryption_certificates"), p);
+            }
+            if let Some(tls) = &partner.tls {
+                need_file(&format!("partner[{i}].tls.ca"), &tls.ca);
+                for p in tls.certificate.iter().chain(&tls.key) {
+                    need_file(&format!("partner[{i}].tls"), p);
+                }
             }
             for p in &partner.tls_client_certificates {
                 need_file(&format!("partner[{i}].tls_client_certificates"), p);
@@ -372,6 +466,14 @@ impl Config {
                     "partner[{i}].party_id: duplicate party {:?}",
                     p.party_id
                 ));
+            }
+            if let Some(transport) = p.transport() {
+                problems.extend(
+                    transport
+                        .problems()
+                        .into_iter()
+                        .map(|m| format!("partner[{i}] endpoint: {m}")),
+                );
             }
             if p.signing_certificates.is_empty() {
                 problems.push(format!(

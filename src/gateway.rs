@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use as4gate_ebms::limits::Limits;
-use as4gate_pmode::PModeSet;
+use as4gate_pmode::{PModeSet, SecurityProfile};
 use as4gate_wssec::policy::SecurityPolicy;
 use as4gate_wssec::sign::SigningIdentity;
 use as4gate_wssec::trust::TrustAnchors;
@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::delivery::AnyConnector;
 use crate::delivery::routing::Router;
+use crate::delivery::transport::HttpSender;
 use crate::delivery::worker::DeliveryWorker;
 use crate::pem;
 use crate::queue::Queue;
@@ -30,6 +31,45 @@ pub struct Partner {
     pub signing_certificates: Vec<Vec<u8>>,
     /// DER certificates the partner may use as a TLS client (empty: not checked).
     pub tls_client_certificates: Vec<Vec<u8>>,
+    /// DER certificates the partner decrypts with (RSA for 1.15, X25519/P-256 for 2.0).
+    pub encryption_certificates: Vec<Vec<u8>>,
+    /// Where messages to the partner are sent, when configured.
+    pub endpoint: Option<String>,
+    /// The HTTP client for `endpoint` (connection settings, TLS, concurrency, timeout).
+    pub sender: Option<Arc<HttpSender>>,
+}
+
+/// One crypto generation's keys: what we sign receipts, errors and sent messages with, and
+/// what partners encrypt to.
+pub struct ProfileKeys {
+    /// Our signing identity.
+    pub signing: SigningIdentity,
+    /// Our key for decrypting payloads.
+    pub decryption: DecryptionKey,
+    /// The certificate partners encrypt to (DER).
+    pub decryption_certificate: Vec<u8>,
+}
+
+impl ProfileKeys {
+    fn load(
+        signing_certificate: &std::path::Path,
+        signing_key: &std::path::Path,
+        decryption_certificate: &std::path::Path,
+        decryption_key: &std::path::Path,
+    ) -> anyhow::Result<ProfileKeys> {
+        let cert = pem::certificates(signing_certificate)?;
+        let key = pem::pkcs8_key(signing_key)?;
+        let signing = SigningIdentity::from_pkcs8_der(&key, &cert[0], cert[1..].to_vec())
+            .with_context(|| format!("signing key {}", signing_key.display()))?;
+        let decryption_certificate = pem::certificates(decryption_certificate)?.swap_remove(0);
+        let decryption = DecryptionKey::from_pkcs8_der(&pem::pkcs8_key(decryption_key)?)
+            .with_context(|| format!("decryption key {}", decryption_key.display()))?;
+        Ok(ProfileKeys {
+            signing,
+            decryption,
+            decryption_certificate,
+        })
+    }
 }
 
 /// Key material, P-Modes and partners: everything loaded from configuration.
@@ -40,12 +80,10 @@ pub struct Gateway {
     pub limits: Limits,
     /// All P-Modes.
     pub pmodes: PModeSet,
-    /// Our receipt/error signing identity.
-    pub signing: SigningIdentity,
-    /// Our key for decrypting payloads.
-    pub decryption: DecryptionKey,
-    /// The certificate partners encrypt to (DER).
-    pub decryption_certificate: Vec<u8>,
+    /// Keys for eDelivery AS4 1.15 P-Modes (and for errors no P-Mode could be found for).
+    pub keys_1_15: ProfileKeys,
+    /// Keys for eDelivery AS4 2.0 P-Modes, when configured.
+    pub keys_2_0: Option<ProfileKeys>,
     /// Trust anchors partner signing certificates must chain to.
     pub anchors: TrustAnchors,
     /// Partners by PartyId value.
@@ -61,21 +99,30 @@ impl Gateway {
     /// cannot be used (the config itself was already checked for every problem at once).
     pub fn load(config: &Config) -> anyhow::Result<Gateway> {
         let g = &config.gateway;
-        let signing_cert = pem::certificates(&g.signing_certificate)?;
-        let signing_key = pem::pkcs8_key(&g.signing_key)?;
-        let signing = SigningIdentity::from_pkcs8_der(
-            &signing_key,
-            &signing_cert[0],
-            signing_cert[1..].to_vec(),
-        )
-        .with_context(|| format!("gateway.signing_key {}", g.signing_key.display()))?;
         let (dec_cert_path, dec_key_path) = match (&g.decryption_certificate, &g.decryption_key) {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
             _ => (g.signing_certificate.clone(), g.signing_key.clone()),
         };
-        let decryption_certificate = pem::certificates(&dec_cert_path)?.swap_remove(0);
-        let decryption = DecryptionKey::from_pkcs8_der(&pem::pkcs8_key(&dec_key_path)?)
-            .with_context(|| format!("gateway.decryption_key {}", dec_key_path.display()))?;
+        let keys_1_15 = ProfileKeys::load(
+            &g.signing_certificate,
+            &g.signing_key,
+            &dec_cert_path,
+            &dec_key_path,
+        )
+        .context("gateway")?;
+        let keys_2_0 = g
+            .edelivery_2_0
+            .as_ref()
+            .map(|k| {
+                ProfileKeys::load(
+                    &k.signing_certificate,
+                    &k.signing_key,
+                    &k.decryption_certificate,
+                    &k.decryption_key,
+                )
+                .context("gateway.edelivery_2_0")
+            })
+            .transpose()?;
         let anchors = TrustAnchors::from_der(&pem::first_certificates(&g.trust_anchors)?)
             .context("gateway.trust_anchors")?;
         let mut partners = HashMap::new();
@@ -88,12 +135,29 @@ impl Gateway {
                 Partner {
                     signing_certificates,
                     tls_client_certificates: pem::first_certificates(&p.tls_client_certificates)?,
+                    encryption_certificates: pem::first_certificates(&p.encryption_certificates)?,
+                    endpoint: p.endpoint.clone(),
+                    sender: p
+                        .transport()
+                        .map(|t| HttpSender::new(&t).map(Arc::new))
+                        .transpose()
+                        .with_context(|| format!("partner {}", p.party_id))?,
                 },
             );
         }
         let pmodes = PModeSet::load_dir(&config.pmodes_dir)
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| format!("P-Modes in {}", config.pmodes_dir.display()))?;
+        if keys_2_0.is_none()
+            && let Some(p) = pmodes
+                .iter()
+                .find(|p| p.security.profile == SecurityProfile::EdeliveryAs4_2_0)
+        {
+            anyhow::bail!(
+                "P-Mode {}: eDelivery AS4 2.0 needs [gateway.edelivery_2_0] keys",
+                p.id
+            );
+        }
         if let Some(unsigned) = pmodes.iter().find(|p| !p.security.sign) {
             anyhow::bail!(
                 "P-Mode {}: unsigned exchanges (security.sign = false) are not supported; \
@@ -116,14 +180,21 @@ impl Gateway {
             config: config.clone(),
             limits,
             pmodes,
-            signing,
-            decryption,
-            decryption_certificate,
+            keys_1_15,
+            keys_2_0,
             anchors,
             partners,
             known_certificates,
             router,
         })
+    }
+
+    /// Our keys for a P-Mode's security profile (checked at load: 2.0 P-Modes have keys).
+    pub fn keys(&self, profile: SecurityProfile) -> &ProfileKeys {
+        match (profile, &self.keys_2_0) {
+            (SecurityProfile::EdeliveryAs4_2_0, Some(keys)) => keys,
+            _ => &self.keys_1_15,
+        }
     }
 
     /// The signature policy for a P-Mode's security settings, with our configured limits.
@@ -193,20 +264,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .map(|b| Ok((AnyConnector::new(b.clone())?, b.retry)))
         .collect::<Result<Vec<_>, crate::delivery::ConnectorError>>()
         .context("backend")?;
-    let worker = DeliveryWorker::new(
-        store.clone(),
-        blobs.clone(),
-        gateway.router.clone(),
-        connectors,
-    );
-    let worker = tokio::spawn(worker.run(queue.clone()));
     let shared = Arc::new(Shared {
         gateway,
         store,
         blobs,
         spool_dir,
-        queue,
+        queue: queue.clone(),
     });
+    let worker = DeliveryWorker::new(
+        shared.store.clone(),
+        shared.blobs.clone(),
+        shared.gateway.router.clone(),
+        connectors,
+        Some(crate::outbound::send::OutboundSender::new(shared.clone())),
+    );
+    let worker = tokio::spawn(worker.run(queue));
     let router = crate::inbound::router(shared.clone());
     let mut running = Running {
         shared: shared.clone(),

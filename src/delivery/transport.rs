@@ -28,6 +28,9 @@ use super::multipart::{CorruptBlob, Multipart};
 use super::retry::{Answer, ExchangeError, MAX_ANSWER_BYTES};
 use crate::pem;
 
+/// A request body and its length.
+type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
 /// The `User-Agent` sent to back-ends.
 const USER_AGENT_VALUE: &str = concat!("as4gate/", env!("CARGO_PKG_VERSION"));
 
@@ -99,6 +102,30 @@ impl HttpSender {
         headers: HeaderMap,
         body: Multipart,
     ) -> Result<Answer, ExchangeError> {
+        self.send(content_type, headers, body.finish()).await
+    }
+
+    /// POSTs `body` as it is (an AS4 message) with `content_type` and `headers`, under the
+    /// same concurrency limit and timeout as [`HttpSender::post`].
+    pub async fn post_bytes(
+        &self,
+        content_type: String,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Answer, ExchangeError> {
+        let length = body.len() as u64;
+        let body = http_body_util::Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        self.send(content_type, headers, (length, body)).await
+    }
+
+    async fn send(
+        &self,
+        content_type: String,
+        headers: HeaderMap,
+        body: (u64, Body),
+    ) -> Result<Answer, ExchangeError> {
         let _permit = self
             .permits
             .acquire()
@@ -115,7 +142,7 @@ impl HttpSender {
         &self,
         content_type: String,
         headers: HeaderMap,
-        body: Multipart,
+        body: (u64, Body),
     ) -> Result<Answer, ExchangeError> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
@@ -142,7 +169,7 @@ impl HttpSender {
         io: TokioIo<S>,
         content_type: String,
         headers: HeaderMap,
-        body: Multipart,
+        body: (u64, Body),
     ) -> Result<Answer, ExchangeError>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -153,7 +180,7 @@ impl HttpSender {
         let _driver = AbortOnDrop(tokio::spawn(async move {
             let _ = connection.await;
         }));
-        let (length, body) = body.finish();
+        let (length, body) = body;
         let path = self
             .uri
             .path_and_query()

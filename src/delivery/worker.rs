@@ -1,5 +1,6 @@
 //! The delivery worker: takes work items off the queue, pushes each message to its
-//! subscription's back-end and records what came of it.
+//! subscription's back-end and records what came of it. Send work items (outbound messages,
+//! subscriber [`SEND_SUBSCRIBER`]) go to the [`OutboundSender`] instead.
 //!
 //! For each work item `(message, subscription)`:
 //! 1. The store's delivery row decides whether there is anything to do: only a `pending` row
@@ -32,8 +33,10 @@ use tokio::task::JoinSet;
 
 use super::routing::Router;
 use super::{AnyConnector, Attempt, Connector, Outcome, RetrySchedule};
+use crate::outbound::send::OutboundSender;
 use crate::queue::{Consumer, Delivery, Queue, QueueBackend, QueueError};
 use crate::store::deliveries::PauseKind;
+use crate::store::outbound::SEND_SUBSCRIBER;
 use crate::store::{BlobStore, DeadReason, DeliveryChange, DeliveryRow, Store};
 
 /// How often pauses are re-read and expired held deliveries swept.
@@ -63,6 +66,8 @@ struct Inner {
     pauses: RwLock<HashSet<(PauseKind, String)>>,
     /// `(message_id, subscription)` pairs being delivered by this process right now.
     in_flight: Mutex<HashSet<(String, String)>>,
+    /// Handles send work items (subscriber [`SEND_SUBSCRIBER`]).
+    outbound: Option<OutboundSender>,
 }
 
 /// The delivery worker of one gateway process.
@@ -72,12 +77,13 @@ pub struct DeliveryWorker {
 
 impl DeliveryWorker {
     /// A worker delivering through `connectors` (one per configured back-end) as `router`
-    /// routes.
+    /// routes, and sending outbound messages with `outbound`.
     pub fn new(
         store: Store,
         blobs: BlobStore,
         router: Router,
         connectors: Vec<(AnyConnector, RetrySchedule)>,
+        outbound: Option<OutboundSender>,
     ) -> DeliveryWorker {
         let backends = connectors
             .into_iter()
@@ -99,6 +105,7 @@ impl DeliveryWorker {
                 backends,
                 pauses: RwLock::new(HashSet::new()),
                 in_flight: Mutex::new(HashSet::new()),
+                outbound,
             }),
         }
     }
@@ -204,6 +211,16 @@ impl Inner {
             if let Err(e) = delivery.retry_after(DUPLICATE_PAUSE).await {
                 tracing::debug!(message_id = item.message_id, error = %e, "settle missed");
             }
+            return;
+        }
+        if item.subscriber == SEND_SUBSCRIBER
+            && let Some(sender) = &self.outbound
+        {
+            sender.handle(delivery).await;
+            self.in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
             return;
         }
         let decided = self.decide(&delivery).await;

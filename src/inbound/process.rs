@@ -175,6 +175,7 @@ pub fn process(
         PayloadError::Io(e) => internal(e.into()),
     })?;
 
+    let keys = gateway.keys(pmode.security.profile);
     let unsigned_receipt = build_receipt(&ReceiptSpec {
         message_id: new_message_id(&gateway.config.gateway.party_id),
         timestamp: timestamp(now),
@@ -184,7 +185,7 @@ pub fn process(
             .unwrap_or_default(),
     })
     .map_err(|e| internal(anyhow::anyhow!("cannot build the receipt: {e}")))?;
-    let receipt = sign_envelope(&unsigned_receipt, &gateway.signing, &[])
+    let receipt = sign_envelope(&unsigned_receipt, &keys.signing, &[])
         .map_err(|e| internal(anyhow::anyhow!("cannot sign the receipt: {e}")))?
         .xml
         .into_bytes();
@@ -287,7 +288,8 @@ fn check_tls_client(partner: &Partner, peer: Option<&Peer>, party: &str) -> Resu
     }
 }
 
-fn security_policy_for(pmode: &PMode) -> as4gate_wssec::policy::SecurityPolicy {
+/// The signature policy a P-Mode's security profile asks for (before configured limits).
+pub fn security_policy_for(pmode: &PMode) -> as4gate_wssec::policy::SecurityPolicy {
     use as4gate_pmode::SecurityProfile;
     match pmode.security.profile {
         SecurityProfile::EdeliveryAs4_1_15 => {
@@ -347,8 +349,9 @@ fn decrypt_attachments(
     let Some(plan) = plan else {
         return Ok(());
     };
+    let keys = gateway.keys(pmode.security.profile);
     let (key, _) = plan
-        .key_for_certificate(&[gateway.decryption_certificate.as_slice()])
+        .key_for_certificate(&[keys.decryption_certificate.as_slice()])
         .map_err(failed)?;
     if plan.parts().len() != plan.parts_of(key).count() {
         return Err(EbmsError::new(
@@ -356,7 +359,7 @@ fn decrypt_attachments(
             "some payloads are encrypted to a key that is not this gateway's",
         ));
     }
-    let content_key = gateway.decryption.unwrap_key(key).map_err(failed)?;
+    let content_key = keys.decryption.unwrap_key(key).map_err(failed)?;
     for part in plan.parts_of(key) {
         let attachment = attachments
             .iter_mut()

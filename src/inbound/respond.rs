@@ -81,7 +81,7 @@ fn signed_error(
         errors: std::slice::from_ref(&error),
     };
     let unsigned = build_error(&spec)?;
-    let signed = sign_envelope(&unsigned, &shared.gateway.signing, &[])?;
+    let signed = sign_envelope(&unsigned, &shared.gateway.keys_1_15.signing, &[])?;
     Ok(signed.xml)
 }
 

@@ -12,8 +12,8 @@ use std::io::Write;
 use anyhow::Context;
 use as4gate_ebms::mime::MultipartWriter;
 use as4gate_ebms::model::{
-    AgreementRef, CollaborationInfo, MessageInfo, PartInfo, Party, PartyId, PartyInfo, Property,
-    Service, UserMessage,
+    AgreementRef, CollaborationInfo, MessageInfo, NrReference, PartInfo, Party, PartyId, PartyInfo,
+    Property, Service, UserMessage,
 };
 use as4gate_ebms::signal::build_user_message;
 use as4gate_pmode::PMode;
@@ -76,6 +76,8 @@ pub struct Composed {
     pub envelope: String,
     /// Attachment parts.
     pub parts: Vec<WirePart>,
+    /// The signature's references, as a receipt must repeat them.
+    pub references: Vec<NrReference>,
 }
 
 impl Composed {
@@ -157,7 +159,9 @@ pub fn compose(out: &Outgoing<'_>, keys: &SenderKeys<'_>) -> anyhow::Result<Comp
         .iter()
         .map(|p| AttachmentToSign::from_content(&p.content_id, &p.content_type, &p.body))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut envelope = sign_envelope(&unsigned, keys.signing, &to_sign)?.xml;
+    let signed = sign_envelope(&unsigned, keys.signing, &to_sign)?;
+    let references = signed.references()?;
+    let mut envelope = signed.xml;
     if pmode.security.encrypt && !parts.is_empty() {
         let cert = keys
             .receiver_certificate
@@ -190,7 +194,11 @@ pub fn compose(out: &Outgoing<'_>, keys: &SenderKeys<'_>) -> anyhow::Result<Comp
         let fragment = EncryptedKeyBuilder::new(cert, "EK-1").build(&content_key, &listed)?;
         envelope = insert_into_security_header(&envelope, &fragment)?;
     }
-    Ok(Composed { envelope, parts })
+    Ok(Composed {
+        envelope,
+        parts,
+        references,
+    })
 }
 
 /// The UserMessage a P-Mode describes: parties, roles, agreement, service, action and MPC

@@ -315,7 +315,7 @@ pub(super) async fn apply(
 }
 
 /// Appends a `state_history` entry after the message's last one.
-async fn history(
+pub(super) async fn history(
     tx: &mut SqliteConnection,
     message_id: &str,
     state: &str,

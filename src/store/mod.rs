@@ -21,6 +21,7 @@
 
 pub mod blobs;
 pub mod deliveries;
+pub mod outbound;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -522,25 +523,7 @@ async fn insert_one(
                 .await?;
         return Ok(InsertOutcome::Duplicate { receipt });
     }
-    for (position, p) in rec.payloads.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO payloads (message_id, position, content_id, blob, size, content,
-                 mime_type, character_set, compressed, properties)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&rec.message_id)
-        .bind(position as i64)
-        .bind(&p.content_id)
-        .bind(&p.blob.id)
-        .bind(p.blob.size as i64)
-        .bind(&p.inline)
-        .bind(&p.mime_type)
-        .bind(&p.character_set)
-        .bind(p.compressed)
-        .bind(serde_json::to_string(&p.properties)?)
-        .execute(&mut **tx)
-        .await?;
-    }
+    insert_payloads(tx, rec).await?;
     sqlx::query(
         "INSERT INTO state_history (message_id, seq, state, at, detail) VALUES (?, 0, ?, ?, ?)",
     )
@@ -562,6 +545,33 @@ pub fn timestamp(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// Inserts the payload rows of `rec`.
+async fn insert_payloads(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    rec: &InboundRecord,
+) -> Result<(), StoreError> {
+    for (position, p) in rec.payloads.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO payloads (message_id, position, content_id, blob, size, content,
+                 mime_type, character_set, compressed, properties)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&rec.message_id)
+        .bind(position as i64)
+        .bind(&p.content_id)
+        .bind(&p.blob.id)
+        .bind(p.blob.size as i64)
+        .bind(&p.inline)
+        .bind(&p.mime_type)
+        .bind(&p.character_set)
+        .bind(p.compressed)
+        .bind(serde_json::to_string(&p.properties)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 impl StoredPayload {

@@ -1,0 +1,289 @@
+//! The sender: one attempt per send work item, with reception awareness.
+//!
+//! An attempt composes the message from the store and its P-Mode (compress, sign with our key
+//! for the P-Mode's profile, encrypt to the partner's certificate for that profile), POSTs it
+//! to the partner's endpoint and judges the answer ([`super::receipt`]). A valid receipt makes
+//! the message `ACKNOWLEDGED` (envelope and receipt kept as evidence); a verified ebMS error
+//! makes it `SEND_FAILURE` with the partner's code; anything else (no answer, a timeout, a
+//! 5xx, a forged or mismatched receipt) is retried with the same MessageId on the P-Mode's
+//! reception-awareness schedule, and when that is used up the message is `SEND_FAILURE` with
+//! EBMS:0301 MissingReceipt.
+//!
+//! The outcome is recorded before the work item is settled, and an attempt starts only for a
+//! message that is waiting, so a repeated work item never sends an acknowledged message
+//! again. A crash mid-attempt leaves the message `SEND_IN_PROGRESS` with its work item
+//! unsettled: it is sent again (same MessageId) once the item comes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use as4gate_pmode::{Backoff, ReceptionAwareness};
+use bytes::Bytes;
+use hyper::header::HeaderMap;
+use time::OffsetDateTime;
+
+use super::compose::{Outgoing, OutgoingPayload, SenderKeys, compose, property};
+use super::encryption_certificate_for;
+use super::receipt::{Answer, judge};
+use crate::gateway::Shared;
+use crate::queue::Delivery;
+use crate::store::outbound::{ACKNOWLEDGED, SEND_FAILURE, SendOutcome};
+
+/// ebMS code recorded when reception awareness gives up.
+pub const MISSING_RECEIPT: &str = "EBMS:0301";
+
+/// Delay before an item is tried again when the store could not be read or written.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// Sends outbound messages for the delivery worker's send work items.
+pub struct OutboundSender {
+    shared: Arc<Shared>,
+}
+
+/// How the work item is settled after the attempt.
+enum Settlement {
+    Ack,
+    Retry(Duration),
+}
+
+impl OutboundSender {
+    /// A sender using the gateway's keys, partners, store and blobs.
+    pub fn new(shared: Arc<Shared>) -> OutboundSender {
+        OutboundSender { shared }
+    }
+
+    /// Makes one attempt for the item's message and settles the item.
+    pub async fn handle(&self, delivery: Delivery) {
+        let message_id = delivery.item().message_id.clone();
+        let settled = match self.attempt(&message_id).await {
+            Ok(Settlement::Ack) => delivery.ack().await,
+            Ok(Settlement::Retry(delay)) => delivery.retry_after(delay).await,
+            Err(e) => {
+                tracing::warn!(message_id, error = %e, "send attempt could not be recorded");
+                delivery.retry_after(STORE_RETRY).await
+            }
+        };
+        if let Err(e) = settled {
+            tracing::debug!(message_id, error = %e, "settle missed");
+        }
+    }
+
+    async fn attempt(&self, message_id: &str) -> anyhow::Result<Settlement> {
+        let shared = &self.shared;
+        let gateway = &shared.gateway;
+        let store = &shared.store;
+        let Some(row) = store.send_row(message_id).await? else {
+            tracing::warn!(message_id, "send work item without a send record; dropped");
+            return Ok(Settlement::Ack);
+        };
+        if row.state == ACKNOWLEDGED || row.state == SEND_FAILURE {
+            return Ok(Settlement::Ack);
+        }
+        let Some(message) = store.message(message_id).await? else {
+            anyhow::bail!("the outbound message {message_id} is missing");
+        };
+        let record = message.record;
+        let now = OffsetDateTime::now_utc();
+        let pmode = gateway.pmodes.by_id(&record.pmode_id);
+        let partner = gateway.partners.get(&row.partner);
+        let (Some(pmode), Some(partner)) = (pmode, partner) else {
+            let outcome = SendOutcome::Failed {
+                code: "EBMS:0010".into(),
+                error: format!(
+                    "P-Mode {} or partner {} is no longer configured",
+                    record.pmode_id, row.partner
+                ),
+            };
+            if store.start_send(message_id, now).await?.is_some() {
+                store.finish_send(message_id, &outcome, now).await?;
+            }
+            return Ok(Settlement::Ack);
+        };
+        let Some(attempt) = store.start_send(message_id, now).await? else {
+            return Ok(Settlement::Ack);
+        };
+        let profile = pmode.security.profile;
+        let mut payloads = Vec::with_capacity(record.payloads.len());
+        for p in &record.payloads {
+            payloads.push(OutgoingPayload {
+                content_id: p.content_id.clone(),
+                mime_type: p
+                    .mime_type
+                    .clone()
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+                character_set: p.character_set.clone(),
+                content: p.content(&shared.blobs)?,
+                already_compressed: false,
+            });
+        }
+        let properties = record
+            .message_properties
+            .iter()
+            .map(|p| {
+                let mut q = property(&p.name, &p.value);
+                q.r#type = p.r#type.clone();
+                q
+            })
+            .collect();
+        // Every attempt carries the submission's timestamp, so the signed content is the same
+        // each time and a receiver that answers a repeat with its original receipt (as it
+        // should for a duplicate) answers with references that still match.
+        let stamped = OffsetDateTime::parse(
+            &record.message_timestamp,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap_or(now);
+        let composed = {
+            let shared = shared.clone();
+            let (pmode_id, partner_id) = (pmode.id.clone(), row.partner.clone());
+            let (message_id, conversation_id) =
+                (message_id.to_owned(), record.conversation_id.clone());
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let gateway = &shared.gateway;
+                let pmode = gateway
+                    .pmodes
+                    .by_id(&pmode_id)
+                    .ok_or_else(|| anyhow::anyhow!("P-Mode {pmode_id} vanished"))?;
+                let composed = compose(
+                    &Outgoing {
+                        pmode,
+                        message_id,
+                        conversation_id,
+                        properties,
+                        payloads,
+                        now: stamped,
+                    },
+                    &SenderKeys {
+                        signing: &gateway.keys(profile).signing,
+                        receiver_certificate: encryption_certificate_for(
+                            &gateway.partners[&partner_id],
+                            profile,
+                        ),
+                    },
+                )?;
+                Ok((composed.to_mime(&boundary())?, composed))
+            })
+            .await??
+        };
+        let ((content_type, body), composed) = composed;
+        let Some(sender) = &partner.sender else {
+            anyhow::bail!("partner {} has no endpoint", row.partner);
+        };
+        let answer = sender
+            .post_bytes(content_type, HeaderMap::new(), Bytes::from(body))
+            .await;
+        let now = OffsetDateTime::now_utc();
+        let verdict = match &answer {
+            Err(e) => Err(e.to_string()),
+            Ok(a) => {
+                let policy =
+                    gateway.security_policy(crate::inbound::process::security_policy_for(pmode));
+                match judge(
+                    gateway,
+                    &policy,
+                    partner,
+                    message_id,
+                    &composed.references,
+                    &a.body,
+                    now,
+                ) {
+                    Answer::Receipt => Ok(SendOutcome::Acknowledged {
+                        envelope: composed.envelope.clone().into_bytes(),
+                        receipt: a.body.to_vec(),
+                    }),
+                    Answer::Error { code, detail } => Ok(SendOutcome::Failed {
+                        code,
+                        error: format!("the partner answered with an ebMS error: {detail}"),
+                    }),
+                    Answer::Invalid(reason) => Err(format!("HTTP {}: {reason}", a.status)),
+                }
+            }
+        };
+        let outcome = match verdict {
+            Ok(outcome) => outcome,
+            Err(error) => match next_delay(&pmode.reception_awareness, attempt) {
+                Some(retry_in) => SendOutcome::Retry { error, retry_in },
+                None => SendOutcome::Failed {
+                    code: MISSING_RECEIPT.into(),
+                    error: format!(
+                        "MissingReceipt: no valid receipt after {attempt} attempts; last: {error}"
+                    ),
+                },
+            },
+        };
+        match &outcome {
+            SendOutcome::Acknowledged { .. } => {
+                tracing::info!(message_id, attempt, to = row.partner, "acknowledged")
+            }
+            SendOutcome::Retry { error, retry_in } => {
+                tracing::info!(message_id, attempt, error, retry_in = ?retry_in, "no valid receipt; will retry")
+            }
+            SendOutcome::Failed { code, error } => {
+                tracing::warn!(message_id, attempt, code, error, "send failed")
+            }
+        }
+        store.finish_send(message_id, &outcome, now).await?;
+        Ok(match outcome {
+            SendOutcome::Retry { retry_in, .. } => Settlement::Retry(retry_in),
+            _ => Settlement::Ack,
+        })
+    }
+}
+
+/// A fresh MIME boundary.
+fn boundary() -> String {
+    format!("MIMEBoundary_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// After attempt `attempt` (1 = the first) got no valid receipt: how long until the next, or
+/// `None` when `1 + max_retries` attempts were made.
+pub fn next_delay(ra: &ReceptionAwareness, attempt: u32) -> Option<Duration> {
+    if attempt > ra.max_retries {
+        return None;
+    }
+    let base = Duration::from_secs(ra.retry_interval_secs.max(1));
+    let cap = Duration::from_secs(
+        ra.max_retry_interval_secs
+            .max(ra.retry_interval_secs)
+            .max(1),
+    );
+    let delay = match ra.backoff {
+        Backoff::Constant => base,
+        Backoff::Exponential => 2u32
+            .checked_pow(attempt.saturating_sub(1))
+            .and_then(|f| base.checked_mul(f))
+            .unwrap_or(cap),
+    };
+    Some(delay.min(cap))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reception_awareness_schedule() {
+        let ra = ReceptionAwareness {
+            max_retries: 3,
+            retry_interval_secs: 10,
+            backoff: Backoff::Exponential,
+            max_retry_interval_secs: 25,
+            ..ReceptionAwareness::default()
+        };
+        let delays: Vec<_> = (1..=4).map(|a| next_delay(&ra, a)).collect();
+        assert_eq!(
+            delays,
+            [
+                Some(Duration::from_secs(10)),
+                Some(Duration::from_secs(20)),
+                Some(Duration::from_secs(25)),
+                None
+            ]
+        );
+        let constant = ReceptionAwareness {
+            backoff: Backoff::Constant,
+            ..ra
+        };
+        assert_eq!(next_delay(&constant, 3), Some(Duration::from_secs(10)));
+    }
+}

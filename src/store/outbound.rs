@@ -1,0 +1,352 @@
+//! Outbound messages: submissions (`submissions`), send state (`sends`), and the message,
+//! payload and history rows shared with inbound messages (`direction = 'outbound'`).
+//!
+//! State machine (Domibus names; every transition is a `state_history` entry):
+//!
+//! ```text
+//! SUBMITTED ─▶ SEND_ENQUEUED ─▶ SEND_IN_PROGRESS ─┬─▶ ACKNOWLEDGED          (valid receipt)
+//!                   ▲                             ├─▶ WAITING_FOR_RETRY ─┐  (no/invalid receipt)
+//!                   └─────────────────────────────┼──────────────────────┘
+//!                                                 └─▶ SEND_FAILURE          (ebMS error signal,
+//!                                                                             retries exhausted)
+//! ```
+//!
+//! Invariants:
+//! - **Persisted before answered.** A submission's message row, payload rows, send row and
+//!   work item are written in one transaction; the submitter gets the MessageId after it.
+//! - **Idempotent submission.** A caller-supplied submission id maps to one message for good.
+//! - **One outcome per attempt, only forward.** Attempt outcomes apply only while the message
+//!   is `SEND_IN_PROGRESS`; `ACKNOWLEDGED` and `SEND_FAILURE` are final.
+
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use super::deliveries::history;
+use super::{InboundRecord, Store, StoreError, insert_payloads, timestamp};
+use crate::queue::{WorkItem, outbox};
+
+/// Subscriber name of send work items in the queue.
+pub const SEND_SUBSCRIBER: &str = "@send";
+
+/// The message was submitted and validated.
+pub const SUBMITTED: &str = "SUBMITTED";
+/// Waiting for the sender (first attempt or after a restart).
+pub const SEND_ENQUEUED: &str = "SEND_ENQUEUED";
+/// An attempt is under way.
+pub const SEND_IN_PROGRESS: &str = "SEND_IN_PROGRESS";
+/// The last attempt got no valid receipt; another follows.
+pub const WAITING_FOR_RETRY: &str = "WAITING_FOR_RETRY";
+/// A valid receipt arrived.
+pub const ACKNOWLEDGED: &str = "ACKNOWLEDGED";
+/// Given up: an ebMS error signal, or retries exhausted (EBMS:0301).
+pub const SEND_FAILURE: &str = "SEND_FAILURE";
+
+/// The result of [`Store::submit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// The MessageId of the (new or earlier) message.
+    pub message_id: String,
+    /// True when the submission id was seen before: nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// The send state of one outbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRow {
+    /// ebMS MessageId.
+    pub message_id: String,
+    /// Responder PartyId.
+    pub partner: String,
+    /// The message state.
+    pub state: String,
+    /// Attempts started.
+    pub attempts: u32,
+    /// ebMS error code recorded for the submitter.
+    pub error_code: Option<String>,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// The outcome of one send attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// A valid receipt: the envelope sent and the receipt are kept as evidence.
+    Acknowledged {
+        /// The signed envelope of the acknowledged attempt.
+        envelope: Vec<u8>,
+        /// The receipt.
+        receipt: Vec<u8>,
+    },
+    /// No valid receipt; the next attempt follows after `retry_in`.
+    Retry {
+        /// What went wrong.
+        error: String,
+        /// Delay before the next attempt.
+        retry_in: std::time::Duration,
+    },
+    /// Given up.
+    Failed {
+        /// ebMS error code for the submitter (from the partner's error signal, or
+        /// EBMS:0301 MissingReceipt when retries ran out).
+        code: String,
+        /// Detail.
+        error: String,
+    },
+}
+
+impl Store {
+    /// Stores a validated outbound message (`record.receipt` and `record.envelope` empty) with
+    /// its payloads, send row and work item in one transaction. With a `submission_id` seen
+    /// before, nothing is stored and the earlier MessageId is returned.
+    pub async fn submit(
+        &self,
+        record: &InboundRecord,
+        partner: &str,
+        submission_id: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Submitted, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        if let Some(id) = submission_id {
+            let earlier: Option<String> =
+                sqlx::query_scalar("SELECT message_id FROM submissions WHERE submission_id = ?")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(message_id) = earlier {
+                return Ok(Submitted {
+                    message_id,
+                    duplicate: true,
+                });
+            }
+        }
+        let at = timestamp(now);
+        sqlx::query(
+            "INSERT INTO messages (message_id, direction, state, pmode_id, from_party, from_role,
+                 to_party, to_role, service, service_type, action, conversation_id, agreement,
+                 mpc, ref_to_message_id, message_timestamp, message_properties, is_test,
+                 signer_certificate, envelope, receipt, received_at)
+             VALUES (?, 'outbound', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, X'',
+                     X'', ?)",
+        )
+        .bind(&record.message_id)
+        .bind(SEND_ENQUEUED)
+        .bind(&record.pmode_id)
+        .bind(&record.from_party)
+        .bind(&record.from_role)
+        .bind(&record.to_party)
+        .bind(&record.to_role)
+        .bind(&record.service)
+        .bind(&record.service_type)
+        .bind(&record.action)
+        .bind(&record.conversation_id)
+        .bind(&record.agreement)
+        .bind(&record.mpc)
+        .bind(&record.ref_to_message_id)
+        .bind(&record.message_timestamp)
+        .bind(serde_json::to_string(&record.message_properties)?)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        insert_payloads(&mut tx, record).await?;
+        let detail = submission_id.map(|id| format!("submission {id}"));
+        history(
+            &mut tx,
+            &record.message_id,
+            SUBMITTED,
+            &at,
+            detail.as_deref().unwrap_or(""),
+        )
+        .await?;
+        history(&mut tx, &record.message_id, SEND_ENQUEUED, &at, partner).await?;
+        sqlx::query("INSERT INTO sends (message_id, partner, updated_at) VALUES (?, ?, ?)")
+            .bind(&record.message_id)
+            .bind(partner)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(id) = submission_id {
+            sqlx::query(
+                "INSERT INTO submissions (submission_id, message_id, submitted_at) VALUES (?, ?, ?)",
+            )
+            .bind(id)
+            .bind(&record.message_id)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        outbox::enqueue_in(
+            &mut tx,
+            &WorkItem::new(&record.message_id, SEND_SUBSCRIBER, now),
+        )
+        .await
+        .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
+        tx.commit().await?;
+        Ok(Submitted {
+            message_id: record.message_id.clone(),
+            duplicate: false,
+        })
+    }
+
+    /// The send state of an outbound message.
+    pub async fn send_row(&self, message_id: &str) -> Result<Option<SendRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT s.message_id, s.partner, m.state, s.attempts, s.error_code, s.last_error
+             FROM sends s JOIN messages m ON m.message_id = s.message_id
+             WHERE s.message_id = ?",
+        )
+        .bind(message_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| SendRow {
+            message_id: r.get(0),
+            partner: r.get(1),
+            state: r.get(2),
+            attempts: u32::try_from(r.get::<i64, _>(3)).unwrap_or(u32::MAX),
+            error_code: r.get(4),
+            last_error: r.get(5),
+        }))
+    }
+
+    /// Starts attempt `attempts + 1` of a message that is waiting to be sent; returns the
+    /// attempt number, or `None` when the message is not waiting (already final, or another
+    /// attempt is under way).
+    pub async fn start_send(
+        &self,
+        message_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<u32>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let at = timestamp(now);
+        let attempt: Option<i64> = sqlx::query_scalar(
+            "UPDATE sends SET attempts = attempts + 1, updated_at = ?1
+             WHERE message_id = ?2
+               AND (SELECT state FROM messages WHERE message_id = ?2) IN (?3, ?4, ?5)
+             RETURNING attempts",
+        )
+        .bind(&at)
+        .bind(message_id)
+        .bind(SEND_ENQUEUED)
+        .bind(WAITING_FOR_RETRY)
+        .bind(SEND_IN_PROGRESS)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(attempt) = attempt else {
+            return Ok(None);
+        };
+        set_state(&mut tx, message_id, SEND_IN_PROGRESS).await?;
+        history(
+            &mut tx,
+            message_id,
+            SEND_IN_PROGRESS,
+            &at,
+            &format!("attempt {attempt}"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(u32::try_from(attempt).ok())
+    }
+
+    /// Records the outcome of the attempt under way.
+    pub async fn finish_send(
+        &self,
+        message_id: &str,
+        outcome: &SendOutcome,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let at = timestamp(now);
+        let (state, detail) = match outcome {
+            SendOutcome::Acknowledged { envelope, receipt } => {
+                sqlx::query("UPDATE messages SET envelope = ?, receipt = ? WHERE message_id = ?")
+                    .bind(envelope)
+                    .bind(receipt)
+                    .bind(message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE sends SET last_error = NULL, updated_at = ? WHERE message_id = ?",
+                )
+                .bind(&at)
+                .bind(message_id)
+                .execute(&mut *tx)
+                .await?;
+                (ACKNOWLEDGED, "valid receipt".to_owned())
+            }
+            SendOutcome::Retry { error, retry_in } => {
+                sqlx::query("UPDATE sends SET last_error = ?, updated_at = ? WHERE message_id = ?")
+                    .bind(error)
+                    .bind(&at)
+                    .bind(message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                (
+                    WAITING_FOR_RETRY,
+                    format!("{error}; next attempt in {retry_in:?}"),
+                )
+            }
+            SendOutcome::Failed { code, error } => {
+                sqlx::query(
+                    "UPDATE sends SET error_code = ?, last_error = ?, updated_at = ?
+                     WHERE message_id = ?",
+                )
+                .bind(code)
+                .bind(error)
+                .bind(&at)
+                .bind(message_id)
+                .execute(&mut *tx)
+                .await?;
+                (SEND_FAILURE, format!("{code}: {error}"))
+            }
+        };
+        let changed =
+            sqlx::query("UPDATE messages SET state = ? WHERE message_id = ? AND state = ?")
+                .bind(state)
+                .bind(message_id)
+                .bind(SEND_IN_PROGRESS)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if changed == 1 {
+            history(&mut tx, message_id, state, &at, &detail).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Outbound messages in `SEND_FAILURE`, newest first: `(message_id, error_code, error)`.
+    pub async fn failed_sends(&self, limit: u32) -> Result<Vec<SendRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.message_id, s.partner, m.state, s.attempts, s.error_code, s.last_error
+             FROM sends s JOIN messages m ON m.message_id = s.message_id
+             WHERE m.state = ? ORDER BY s.updated_at DESC LIMIT ?",
+        )
+        .bind(SEND_FAILURE)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SendRow {
+                message_id: r.get(0),
+                partner: r.get(1),
+                state: r.get(2),
+                attempts: u32::try_from(r.get::<i64, _>(3)).unwrap_or(u32::MAX),
+                error_code: r.get(4),
+                last_error: r.get(5),
+            })
+            .collect())
+    }
+}
+
+async fn set_state(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    message_id: &str,
+    state: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE messages SET state = ? WHERE message_id = ?")
+        .bind(state)
+        .bind(message_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,590 @@
+//! Sending: two gateways on loopback, C2 (`blue_gw`, the sender) and C3 (`red_gw`, the
+//! receiver), each with its own keys from test-pki. Submissions are sent, receipted and
+//! stored for eDelivery AS4 1.15 and 2.0 P-Modes, with 0, 1 and several payloads, with and
+//! without compression; reception awareness retries until a valid receipt (receiver down
+//! first; never up → SEND_FAILURE with EBMS:0301; forged and mismatched receipts refused);
+//! submissions are idempotent; `kill -9` of the sender mid-retry loses nothing.
+
+mod common;
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use as4gate::config::Config;
+use as4gate::gateway::{Running, start};
+use as4gate::outbound::submit::{PayloadSource, Submission, SubmittedPayload, submit};
+use as4gate::store::outbound::{ACKNOWLEDGED, SEND_FAILURE};
+use as4gate::store::{MessageDetail, Store};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+/// A blue→red P-Mode; the action is the id, so every P-Mode matches on its own.
+fn pmode(id: &str, profile: &str, compress: bool, max_retries: u32) -> String {
+    format!(
+        r#"
+[pmode]
+id = "{id}"
+mep = "one-way"
+binding = "push"
+[pmode.agreement]
+value = "urn:as4gate:agreements:sample"
+[pmode.initiator]
+party_id = "blue_gw"
+party_type = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
+role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/initiator"
+[pmode.responder]
+party_id = "red_gw"
+party_type = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
+role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/responder"
+[pmode.business]
+service = "urn:as4gate:services:test-documents"
+service_type = "urn:as4gate:service-type"
+action = "{id}"
+[pmode.security]
+profile = "{profile}"
+sign = true
+encrypt = true
+[pmode.payload]
+compress = {compress}
+[pmode.reception_awareness]
+max_retries = {max_retries}
+retry_interval_secs = 1
+backoff = "constant"
+"#
+    )
+}
+
+/// The P-Modes both gateways load.
+const PMODES: &[(&str, &str, bool, u32)] = &[
+    ("b2r-115", "edelivery-as4-1.15", true, 30),
+    ("b2r-115-plain", "edelivery-as4-1.15", false, 30),
+    ("b2r-20", "edelivery-as4-2.0", true, 30),
+    ("b2r-20-plain", "edelivery-as4-2.0", false, 30),
+    ("b2r-115-give-up", "edelivery-as4-1.15", true, 2),
+];
+
+/// Writes the configuration of `me` (talking to `other`, sending to `endpoint`) into `dir`.
+fn write_config(
+    dir: &Path,
+    me: &str,
+    other: &str,
+    listen: &str,
+    endpoint: Option<&str>,
+) -> PathBuf {
+    let pki = common::repo().join("test-pki");
+    let pki = pki.display();
+    let pmodes = dir.join("pmodes");
+    std::fs::create_dir_all(&pmodes).unwrap();
+    for (id, profile, compress, retries) in PMODES {
+        std::fs::write(
+            pmodes.join(format!("{id}.toml")),
+            pmode(id, profile, *compress, *retries),
+        )
+        .unwrap();
+    }
+    let endpoint = endpoint
+        .map(|e| format!("endpoint = \"{e}\"\ntimeout = \"5s\""))
+        .unwrap_or_default();
+    let text = format!(
+        r#"
+data_dir = "{data}"
+pmodes_dir = "{pmodes}"
+
+[gateway]
+party_id = "{me}"
+signing_certificate = "{pki}/{me}/rsa.crt"
+signing_key = "{pki}/{me}/rsa.key"
+trust_anchors = ["{pki}/ca/ca.crt"]
+
+[gateway.edelivery_2_0]
+signing_certificate = "{pki}/{me}/ed25519.crt"
+signing_key = "{pki}/{me}/ed25519.key"
+decryption_certificate = "{pki}/{me}/x25519.crt"
+decryption_key = "{pki}/{me}/x25519.key"
+
+[listen]
+http = "{listen}"
+
+[queue]
+poll_interval = "100ms"
+
+[[partner]]
+party_id = "{other}"
+signing_certificates = ["{pki}/{other}/rsa.crt", "{pki}/{other}/ed25519.crt"]
+encryption_certificates = ["{pki}/{other}/rsa.crt", "{pki}/{other}/x25519.crt"]
+{endpoint}
+"#,
+        data = dir.join("data").display(),
+        pmodes = pmodes.display(),
+    );
+    let path = dir.join("as4gate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A gateway running in this test process.
+struct Node {
+    _dir: tempfile::TempDir,
+    running: Running,
+}
+
+impl Node {
+    async fn start(me: &str, other: &str, listen: &str, endpoint: Option<&str>) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), me, other, listen, endpoint);
+        let running = start(Config::load(&config).unwrap()).await.unwrap();
+        Node { _dir: dir, running }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/as4", self.running.http.unwrap())
+    }
+
+    fn store(&self) -> &Store {
+        &self.running.shared.store
+    }
+
+    async fn submit(&self, pmode: &str, payloads: &[(&[u8], &str)]) -> String {
+        let shared = &self.running.shared;
+        submit(
+            &shared.gateway,
+            &shared.store,
+            &shared.blobs,
+            Submission {
+                pmode_id: pmode.into(),
+                final_recipient: Some("urn:as4gate:test:recipient".into()),
+                payloads: payloads
+                    .iter()
+                    .map(|(bytes, mime)| SubmittedPayload {
+                        source: PayloadSource::Bytes(bytes.to_vec()),
+                        mime_type: (*mime).into(),
+                        character_set: None,
+                        content_id: None,
+                    })
+                    .collect(),
+                ..Submission::default()
+            },
+        )
+        .await
+        .unwrap()
+        .message_id
+    }
+}
+
+/// Red (C3) receiving, and blue (C2) sending to `endpoint` (red's URL by default).
+async fn pair() -> (Node, Node) {
+    let red = Node::start("red_gw", "blue_gw", "127.0.0.1:0", None).await;
+    let blue = Node::start("blue_gw", "red_gw", "127.0.0.1:0", Some(&red.url())).await;
+    (red, blue)
+}
+
+/// Waits until message `id` in `store` is in `state`; panics with its history otherwise.
+async fn wait_state(store: &Store, id: &str, state: &str, timeout: Duration) -> MessageDetail {
+    let start = Instant::now();
+    loop {
+        let detail = store.message(id).await.unwrap();
+        if let Some(d) = &detail
+            && d.state == state
+        {
+            return detail.unwrap();
+        }
+        if start.elapsed() > timeout {
+            panic!(
+                "{id} not {state} after {timeout:?}: {:?}",
+                detail.map(|d| (d.state, d.history))
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn count(detail: &MessageDetail, state: &str) -> usize {
+    detail.history.iter().filter(|h| h.state == state).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_exchange_under_1_15_and_2_0() {
+    let (red, blue) = pair().await;
+    let xml = b"<invoice><total>42.00</total></invoice>".as_slice();
+    let big: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let mut sent = Vec::new();
+    for pmode in ["b2r-115", "b2r-115-plain", "b2r-20", "b2r-20-plain"] {
+        for payloads in [
+            vec![],
+            vec![(xml, "application/xml")],
+            vec![
+                (xml, "application/xml"),
+                (b"plain text".as_slice(), "text/plain"),
+                (big.as_slice(), "application/octet-stream"),
+            ],
+        ] {
+            let id = blue.submit(pmode, &payloads).await;
+            sent.push((pmode, id, payloads));
+        }
+    }
+    for (pmode, id, payloads) in &sent {
+        let ours = wait_state(blue.store(), id, ACKNOWLEDGED, Duration::from_secs(60)).await;
+        assert_eq!(
+            count(&ours, "SEND_IN_PROGRESS"),
+            1,
+            "{pmode}: {:?}",
+            ours.history
+        );
+        assert!(
+            String::from_utf8_lossy(&ours.record.receipt).contains("NonRepudiationInformation")
+        );
+        // The receiver stored exactly what was submitted.
+        let theirs = red
+            .store()
+            .message(id)
+            .await
+            .unwrap()
+            .expect("stored at red");
+        assert_eq!(theirs.record.pmode_id, *pmode);
+        assert_eq!(theirs.record.payloads.len(), payloads.len());
+        for (stored, (bytes, mime)) in theirs.record.payloads.iter().zip(payloads) {
+            assert_eq!(stored.content(&red.running.shared.blobs).unwrap(), *bytes);
+            assert_eq!(stored.mime_type.as_deref(), Some(*mime));
+            assert_eq!(
+                stored.compressed,
+                pmode.ends_with("115") || pmode.ends_with("20")
+            );
+        }
+        let final_recipient = theirs
+            .record
+            .message_properties
+            .iter()
+            .find(|p| p.name == "finalRecipient")
+            .map(|p| p.value.as_str());
+        assert_eq!(final_recipient, Some("urn:as4gate:test:recipient"));
+        // 2.0 messages are signed with blue's Ed25519 key, 1.15 with its RSA key.
+        let key = if pmode.starts_with("b2r-20") {
+            "ed25519"
+        } else {
+            "rsa"
+        };
+        let cert = as4gate::pem::certificates(&common::pki(&format!("blue_gw/{key}.crt")))
+            .unwrap()
+            .remove(0);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &cert);
+        assert_eq!(
+            theirs.record.signer_certificate.as_deref(),
+            Some(as4gate::store::blobs::hex(digest.as_ref()).as_str()),
+            "{pmode}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_down_first_then_up_gets_it_exactly_once() {
+    let port = free_port();
+    let blue = Node::start(
+        "blue_gw",
+        "red_gw",
+        "127.0.0.1:0",
+        Some(&format!("http://127.0.0.1:{port}/as4")),
+    )
+    .await;
+    let id = blue
+        .submit("b2r-115", &[(b"<late/>", "application/xml")])
+        .await;
+    let start = Instant::now();
+    loop {
+        let d = blue.store().message(&id).await.unwrap().unwrap();
+        if count(&d, "WAITING_FOR_RETRY") >= 2 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{:?}", d.history);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let red = Node::start("red_gw", "blue_gw", &format!("127.0.0.1:{port}"), None).await;
+    let ours = wait_state(blue.store(), &id, ACKNOWLEDGED, Duration::from_secs(30)).await;
+    let attempts = count(&ours, "SEND_IN_PROGRESS");
+    assert!(attempts >= 3, "{:?}", ours.history);
+    // Retries stop at the receipt: no further attempt follows.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = blue.store().message(&id).await.unwrap().unwrap();
+    assert_eq!(count(&later, "SEND_IN_PROGRESS"), attempts);
+    assert_eq!(later.state, ACKNOWLEDGED);
+    // One message at the receiver.
+    assert!(red.store().message(&id).await.unwrap().is_some());
+    assert_eq!(red.store().list(100).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_never_up_ends_in_send_failure_with_missing_receipt() {
+    let port = free_port();
+    let blue = Node::start(
+        "blue_gw",
+        "red_gw",
+        "127.0.0.1:0",
+        Some(&format!("http://127.0.0.1:{port}/as4")),
+    )
+    .await;
+    let id = blue
+        .submit("b2r-115-give-up", &[(b"<x/>", "application/xml")])
+        .await;
+    let ours = wait_state(blue.store(), &id, SEND_FAILURE, Duration::from_secs(30)).await;
+    // 1 + max_retries (2) attempts, then EBMS:0301.
+    assert_eq!(count(&ours, "SEND_IN_PROGRESS"), 3, "{:?}", ours.history);
+    let failed = blue.store().failed_sends(10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].message_id, id);
+    assert_eq!(failed[0].error_code.as_deref(), Some("EBMS:0301"));
+    assert!(
+        failed[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("MissingReceipt")
+    );
+}
+
+/// A man in the middle in front of red: answers the first request for each message with a
+/// receipt whose signature is broken, the second with a genuine receipt for another message,
+/// and forwards later ones.
+async fn meddler(red_url: String, other_receipt: String) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (red_url, other, counter) =
+                (red_url.clone(), other_receipt.clone(), counter.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (red_url, other, counter) =
+                        (red_url.clone(), other.clone(), counter.clone());
+                    async move {
+                        let content_type = req
+                            .headers()
+                            .get("content-type")
+                            .unwrap()
+                            .to_str()
+                            .unwrap()
+                            .to_owned();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let n = counter.fetch_add(1, Ordering::SeqCst);
+                        let (_, genuine) =
+                            as4gate::sample::post(&red_url, &content_type, body.to_vec())
+                                .await
+                                .unwrap();
+                        let answer = match n {
+                            0 => tamper_digest(&genuine),
+                            1 => other,
+                            _ => genuine,
+                        };
+                        let mut response = hyper::Response::new(Full::new(Bytes::from(answer)));
+                        response.headers_mut().insert(
+                            "content-type",
+                            "application/soap+xml; charset=UTF-8".parse().unwrap(),
+                        );
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    (format!("http://{addr}/as4"), seen)
+}
+
+/// Changes one character of the first DigestValue in the receipt's NonRepudiationInformation.
+fn tamper_digest(receipt: &str) -> String {
+    let nri = receipt.find("NonRepudiationInformation").unwrap();
+    let at = nri + receipt[nri..].find("DigestValue>").unwrap() + "DigestValue>".len();
+    let mut bytes = receipt.as_bytes().to_vec();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_mismatched_receipts_are_refused_and_retried() {
+    let (red, direct) = pair().await;
+    // A genuine receipt, but for another message.
+    let other = direct
+        .submit("b2r-115", &[(b"<other/>", "application/xml")])
+        .await;
+    let other_receipt = wait_state(
+        direct.store(),
+        &other,
+        ACKNOWLEDGED,
+        Duration::from_secs(30),
+    )
+    .await
+    .record
+    .receipt;
+    let (url, seen) = meddler(red.url(), String::from_utf8(other_receipt).unwrap()).await;
+    let blue = Node::start("blue_gw", "red_gw", "127.0.0.1:0", Some(&url)).await;
+    let id = blue
+        .submit("b2r-115", &[(b"<doc/>", "application/xml")])
+        .await;
+    let ours = wait_state(blue.store(), &id, ACKNOWLEDGED, Duration::from_secs(30)).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+    let retries: Vec<&str> = ours
+        .history
+        .iter()
+        .filter(|h| h.state == "WAITING_FOR_RETRY")
+        .map(|h| h.detail.as_deref().unwrap())
+        .collect();
+    assert_eq!(retries.len(), 2, "{:?}", ours.history);
+    assert!(
+        retries[0].contains("signature does not verify"),
+        "{}",
+        retries[0]
+    );
+    assert!(
+        retries[1].contains(&format!("no signal refers to {id}")),
+        "{}",
+        retries[1]
+    );
+    // Red got the same MessageId three times and stored it once; the third answer was its
+    // original receipt for the duplicate, which matches what blue signed every time.
+    assert!(red.store().message(&id).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_are_checked_and_idempotent() {
+    let (_red, blue) = pair().await;
+    let shared = &blue.running.shared;
+    let submission = Submission {
+        submission_id: Some("order-4711".into()),
+        pmode_id: "b2r-115".into(),
+        payloads: vec![SubmittedPayload {
+            source: PayloadSource::Bytes(b"<order/>".to_vec()),
+            mime_type: "application/xml".into(),
+            character_set: Some("UTF-8".into()),
+            content_id: Some("order@blue".into()),
+        }],
+        ..Submission::default()
+    };
+    let first = submit(
+        &shared.gateway,
+        &shared.store,
+        &shared.blobs,
+        submission.clone(),
+    )
+    .await
+    .unwrap();
+    let again = submit(
+        &shared.gateway,
+        &shared.store,
+        &shared.blobs,
+        submission.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(first.message_id, again.message_id);
+    wait_state(
+        blue.store(),
+        &first.message_id,
+        ACKNOWLEDGED,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(blue.store().list(10).await.unwrap().len(), 1);
+
+    let refused = |s: Submission| async {
+        submit(&shared.gateway, &shared.store, &shared.blobs, s)
+            .await
+            .unwrap_err()
+            .to_string()
+    };
+    let mut unknown = submission.clone();
+    unknown.submission_id = None;
+    unknown.pmode_id = "nope".into();
+    assert!(refused(unknown).await.contains("no P-Mode with id"));
+    let mut bad_type = submission.clone();
+    bad_type.submission_id = None;
+    bad_type.payloads[0].mime_type = "xml".into();
+    assert!(refused(bad_type).await.contains("not type/subtype"));
+    let mut reserved = submission.clone();
+    reserved.submission_id = None;
+    reserved.properties = vec![("finalRecipient".into(), "x".into())];
+    assert!(refused(reserved).await.contains("set by its own option"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_sender_mid_retry_loses_nothing() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "blue_gw",
+        "red_gw",
+        "127.0.0.1:0",
+        Some(&format!("http://127.0.0.1:{port}/as4")),
+    );
+    let payload = dir.path().join("doc.xml");
+    std::fs::write(&payload, "<doc>kill</doc>").unwrap();
+    let (mut child, _) = common::spawn_gateway(&config);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_as4gate"))
+        .args(["send", "--config"])
+        .arg(&config)
+        .args(["--pmode", "b2r-115", "--payload"])
+        .arg(&payload)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    // Let it fail a couple of times, then kill it mid-retry.
+    let cfg = Config::load(&config).unwrap();
+    let store = Store::open(&cfg.database_path(), cfg.store.sqlite_synchronous)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let d = store.message(&id).await.unwrap().unwrap();
+        if count(&d, "WAITING_FOR_RETRY") >= 2 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{:?}", d.history);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let red = Node::start("red_gw", "blue_gw", &format!("127.0.0.1:{port}"), None).await;
+    let (mut child, _) = common::spawn_gateway(&config);
+    let ours = wait_state(&store, &id, ACKNOWLEDGED, Duration::from_secs(30)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(count(&ours, "SEND_IN_PROGRESS") >= 3);
+    let theirs = red
+        .store()
+        .message(&id)
+        .await
+        .unwrap()
+        .expect("same MessageId at red");
+    assert_eq!(
+        theirs.record.payloads[0]
+            .content(&red.running.shared.blobs)
+            .unwrap(),
+        b"<doc>kill</doc>"
+    );
+}
+
+/// A loopback port nothing listens on (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
