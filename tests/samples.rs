@@ -30,3 +30,12 @@ async fn committed_sample_messages_are_receipted() {
         dir.display()
     );
 }
+
+#[test]
+fn sample_configurations_load() {
+    for path in ["samples/as4gate.toml", "samples/blue/as4gate.toml"] {
+        let config = as4gate::config::Config::load(&repo().join(path))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        as4gate::gateway::Gateway::load(&config).unwrap_or_else(|e| panic!("{path}: {e:#}"));
+    }
+}

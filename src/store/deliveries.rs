@@ -314,7 +314,8 @@ pub(super) async fn apply(
     Ok(true)
 }
 
-/// Appends a `state_history` entry after the message's last one.
+/// Appends a `state_history` entry after the message's last one (an empty `detail` is
+/// stored as none).
 pub(super) async fn history(
     tx: &mut SqliteConnection,
     message_id: &str,
@@ -330,7 +331,7 @@ pub(super) async fn history(
     .bind(message_id)
     .bind(state)
     .bind(at)
-    .bind(detail)
+    .bind((!detail.is_empty()).then_some(detail))
     .execute(&mut *tx)
     .await?;
     Ok(())
