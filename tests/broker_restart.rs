@@ -50,22 +50,8 @@ reconnect_min = "100ms"
 reconnect_max = "1s"
 publish_timeout = "60s"
 
-[[backend]]
-id = "b"
-binding = "rest"
-url = "{url}"
-concurrency = 16
-retry = {{ interval = "200ms", backoff = "fixed", max_attempts = 1000 }}
-
-[[delivery_queue]]
-name = "q"
-
-[[subscription]]
-id = "s"
-queue = "q"
-backend = "b"
-"#,
-        url = backend.url()
+{deliveries}"#,
+        deliveries = common::one_subscription(&backend.url())
     );
     let gw = TestGateway::start(&extra).await;
     let ids: Vec<String> = (0..total)

@@ -34,22 +34,8 @@ async fn kill_mid_run(name: &str, queue: &str) {
         r#"
 {queue}
 
-[[backend]]
-id = "b"
-binding = "rest"
-url = "{url}"
-concurrency = 16
-retry = {{ interval = "200ms", backoff = "fixed", max_attempts = 1000 }}
-
-[[delivery_queue]]
-name = "q"
-
-[[subscription]]
-id = "s"
-queue = "q"
-backend = "b"
-"#,
-        url = backend.url()
+{deliveries}"#,
+        deliveries = common::one_subscription(&backend.url())
     );
     let config = write_config(dir.path(), &extra);
     let ids: Vec<String> = (0..total)

@@ -203,6 +203,19 @@ async fn wait_state(store: &Store, id: &str, state: &str, timeout: Duration) -> 
     }
 }
 
+/// Waits until message `id` has failed `n` attempts (`WAITING_FOR_RETRY` entries).
+async fn wait_retries(store: &Store, id: &str, n: usize) {
+    let start = Instant::now();
+    loop {
+        let d = store.message(id).await.unwrap().unwrap();
+        if count(&d, "WAITING_FOR_RETRY") >= n {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{:?}", d.history);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn count(detail: &MessageDetail, state: &str) -> usize {
     detail.history.iter().filter(|h| h.state == state).count()
 }
@@ -293,15 +306,7 @@ async fn receiver_down_first_then_up_gets_it_exactly_once() {
     let id = blue
         .submit("b2r-115", &[(b"<late/>", "application/xml")])
         .await;
-    let start = Instant::now();
-    loop {
-        let d = blue.store().message(&id).await.unwrap().unwrap();
-        if count(&d, "WAITING_FOR_RETRY") >= 2 {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{:?}", d.history);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_retries(blue.store(), &id, 2).await;
     let red = Node::start("red_gw", "blue_gw", &format!("127.0.0.1:{port}"), None).await;
     let ours = wait_state(blue.store(), &id, ACKNOWLEDGED, Duration::from_secs(30)).await;
     let attempts = count(&ours, "SEND_IN_PROGRESS");
@@ -549,15 +554,7 @@ async fn kill_9_of_the_sender_mid_retry_loses_nothing() {
     let store = Store::open(&cfg.database_path(), cfg.store.sqlite_synchronous)
         .await
         .unwrap();
-    let start = Instant::now();
-    loop {
-        let d = store.message(&id).await.unwrap().unwrap();
-        if count(&d, "WAITING_FOR_RETRY") >= 2 {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{:?}", d.history);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_retries(&store, &id, 2).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let red = Node::start("red_gw", "blue_gw", &format!("127.0.0.1:{port}"), None).await;

@@ -367,32 +367,10 @@ impl Inner {
                     };
                     (change, Settlement::Retry(delay))
                 }
-                None => {
-                    tracing::warn!(
-                        message_id = row.message_id,
-                        subscription = row.subscription,
-                        attempts,
-                        error = reason,
-                        "retries exhausted; dead-lettered"
-                    );
-                    let mut row = row.clone();
-                    row.attempts = attempts;
-                    let change = dead(&row, DeadReason::RetriesExhausted, reason, false);
-                    (change, Settlement::DeadLetter(DeadReason::RetriesExhausted))
-                }
+                None => give_up(&row, attempts, DeadReason::RetriesExhausted, reason),
             },
             Outcome::Permanent { reason } => {
-                tracing::warn!(
-                    message_id = row.message_id,
-                    subscription = row.subscription,
-                    attempts,
-                    error = reason,
-                    "back-end refused the message; dead-lettered"
-                );
-                let mut row = row.clone();
-                row.attempts = attempts;
-                let change = dead(&row, DeadReason::PermanentError, reason, false);
-                (change, Settlement::DeadLetter(DeadReason::PermanentError))
+                give_up(&row, attempts, DeadReason::PermanentError, reason)
             }
         };
         self.store.record_delivery(change).await?;
@@ -405,6 +383,31 @@ enum Settlement {
     Ack,
     Retry(Duration),
     DeadLetter(DeadReason),
+}
+
+/// Dead-letters a delivery after `attempts` attempts.
+fn give_up(
+    row: &DeliveryRow,
+    attempts: u32,
+    reason: DeadReason,
+    error: String,
+) -> (DeliveryChange, Settlement) {
+    tracing::warn!(
+        message_id = row.message_id,
+        subscription = row.subscription,
+        attempts,
+        error,
+        reason = reason.as_str(),
+        "delivery dead-lettered"
+    );
+    let row = DeliveryRow {
+        attempts,
+        ..row.clone()
+    };
+    (
+        dead(&row, reason, error, false),
+        Settlement::DeadLetter(reason),
+    )
 }
 
 fn dead(row: &DeliveryRow, reason: DeadReason, error: String, was_held: bool) -> DeliveryChange {

@@ -694,25 +694,17 @@ impl Store {
                 .await
                 .map_err(queue_error)?;
         }
-        history(
-            &mut tx,
+        let detail = format!("replayed by {actor} for {}", replayed.join(", "));
+        let done = Action {
             message_id,
-            STATE_QUEUED,
-            &at,
-            &format!("replayed by {actor} for {}", replayed.join(", ")),
-        )
-        .await?;
-        set_message_state(&mut tx, message_id).await?;
-        let target = format!("{message_id} {subscription}");
-        audit(
-            &mut tx,
-            now,
+            subscription,
+            state: STATE_QUEUED,
+            detail: &detail,
             actor,
-            "dlq.replay",
-            &target,
-            current.reason.as_deref(),
-        )
-        .await?;
+            action: "dlq.replay",
+            reason: current.reason.as_deref(),
+        };
+        done.record(&mut tx, now).await?;
         tx.commit().await?;
         Ok(replayed)
     }
@@ -738,25 +730,17 @@ impl Store {
         .bind(subscription)
         .execute(&mut *tx)
         .await?;
-        history(
-            &mut tx,
+        let detail = format!("{subscription}: discarded by {actor}");
+        let done = Action {
             message_id,
-            STATE_DISCARDED,
-            &at,
-            &format!("{subscription}: discarded by {actor}"),
-        )
-        .await?;
-        set_message_state(&mut tx, message_id).await?;
-        let target = format!("{message_id} {subscription}");
-        audit(
-            &mut tx,
-            now,
+            subscription,
+            state: STATE_DISCARDED,
+            detail: &detail,
             actor,
-            "dlq.discard",
-            &target,
-            current.reason.as_deref(),
-        )
-        .await?;
+            action: "dlq.discard",
+            reason: current.reason.as_deref(),
+        };
+        done.record(&mut tx, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -795,6 +779,41 @@ pub struct AuditEntry {
     pub target: String,
     /// Reason or result.
     pub detail: Option<String>,
+}
+
+/// An operator action on one dead letter, recorded in its message history and the audit log.
+struct Action<'a> {
+    message_id: &'a str,
+    subscription: &'a str,
+    /// The history state entered.
+    state: &'a str,
+    detail: &'a str,
+    actor: &'a str,
+    /// The audit action name.
+    action: &'a str,
+    /// The dead letter's reason (audit detail).
+    reason: Option<&'a str>,
+}
+
+impl Action<'_> {
+    /// Writes the history entry, recomputes the message state and audits the action.
+    async fn record(
+        &self,
+        tx: &mut SqliteConnection,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        history(
+            tx,
+            self.message_id,
+            self.state,
+            &timestamp(now),
+            self.detail,
+        )
+        .await?;
+        set_message_state(tx, self.message_id).await?;
+        let target = format!("{} {}", self.message_id, self.subscription);
+        audit(tx, now, self.actor, self.action, &target, self.reason).await
+    }
 }
 
 async fn dead_row(

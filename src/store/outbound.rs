@@ -189,22 +189,13 @@ impl Store {
 
     /// The send state of an outbound message.
     pub async fn send_row(&self, message_id: &str) -> Result<Option<SendRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT s.message_id, s.partner, m.state, s.attempts, s.error_code, s.last_error
-             FROM sends s JOIN messages m ON m.message_id = s.message_id
-             WHERE s.message_id = ?",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SEND_ROWS} WHERE s.message_id = ?"
+        )))
         .bind(message_id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|r| SendRow {
-            message_id: r.get(0),
-            partner: r.get(1),
-            state: r.get(2),
-            attempts: u32::try_from(r.get::<i64, _>(3)).unwrap_or(u32::MAX),
-            error_code: r.get(4),
-            last_error: r.get(5),
-        }))
+        Ok(row.as_ref().map(send_row))
     }
 
     /// Starts attempt `attempts + 1` of a message that is waiting to be sent; returns the
@@ -313,28 +304,31 @@ impl Store {
         Ok(())
     }
 
-    /// Outbound messages in `SEND_FAILURE`, newest first: `(message_id, error_code, error)`.
+    /// Outbound messages in `SEND_FAILURE`, newest first.
     pub async fn failed_sends(&self, limit: u32) -> Result<Vec<SendRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT s.message_id, s.partner, m.state, s.attempts, s.error_code, s.last_error
-             FROM sends s JOIN messages m ON m.message_id = s.message_id
-             WHERE m.state = ? ORDER BY s.updated_at DESC LIMIT ?",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SEND_ROWS} WHERE m.state = ? ORDER BY s.updated_at DESC LIMIT ?"
+        )))
         .bind(SEND_FAILURE)
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| SendRow {
-                message_id: r.get(0),
-                partner: r.get(1),
-                state: r.get(2),
-                attempts: u32::try_from(r.get::<i64, _>(3)).unwrap_or(u32::MAX),
-                error_code: r.get(4),
-                last_error: r.get(5),
-            })
-            .collect())
+        Ok(rows.iter().map(send_row).collect())
+    }
+}
+
+/// The columns [`send_row`] reads, joined with the message state.
+const SEND_ROWS: &str = "SELECT s.message_id, s.partner, m.state, s.attempts, s.error_code, \
+                         s.last_error FROM sends s JOIN messages m ON m.message_id = s.message_id";
+
+fn send_row(r: &sqlx::sqlite::SqliteRow) -> SendRow {
+    SendRow {
+        message_id: r.get(0),
+        partner: r.get(1),
+        state: r.get(2),
+        attempts: u32::try_from(r.get::<i64, _>(3)).unwrap_or(u32::MAX),
+        error_code: r.get(4),
+        last_error: r.get(5),
     }
 }
 

@@ -315,3 +315,26 @@ pub async fn send_all(url: &str, ids: &[String], concurrency: usize) -> Vec<Stri
     }
     receipted
 }
+
+/// Delivery tables for one REST back-end at `url` (retrying every 200 ms), one delivery queue
+/// `q` and one subscription `s`, for the fault tests.
+pub fn one_subscription(url: &str) -> String {
+    format!(
+        r#"
+[[backend]]
+id = "b"
+binding = "rest"
+url = "{url}"
+concurrency = 16
+retry = {{ interval = "200ms", backoff = "fixed", max_attempts = 1000 }}
+
+[[delivery_queue]]
+name = "q"
+
+[[subscription]]
+id = "s"
+queue = "q"
+backend = "b"
+"#
+    )
+}
