@@ -58,6 +58,25 @@ pub struct Config {
     /// Subscriptions of back-ends to delivery queues.
     #[serde(default, rename = "subscription")]
     pub subscriptions: Vec<SubscriptionConfig>,
+    /// Pull P-Modes this gateway pulls messages for (it is their responder).
+    #[serde(default, rename = "pull")]
+    pub pulls: Vec<PullConfig>,
+}
+
+/// Pulling from a partner (`[[pull]]`): a PullRequest on the P-Mode's MPC to the P-Mode's
+/// initiator every `interval` (at once again after each message received).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullConfig {
+    /// The pull P-Mode (binding `pull`, this gateway its responder).
+    pub pmode: String,
+    /// Pause between PullRequests while the MPC is empty. Default `"10s"`, at least 100 ms.
+    #[serde(default = "default_pull_interval", deserialize_with = "duration")]
+    pub interval: std::time::Duration,
+}
+
+fn default_pull_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
 }
 
 /// This gateway's identity and key material.
@@ -492,6 +511,14 @@ impl Config {
             problems.extend(b.problems());
             if !backend_ids.insert(b.id.as_str()) {
                 problems.push(format!("backend {}: duplicate id", b.id));
+            }
+        }
+        for pull in &self.pulls {
+            if pull.interval < std::time::Duration::from_millis(100) {
+                problems.push(format!(
+                    "pull {}: interval must be at least 100ms",
+                    pull.pmode
+                ));
             }
         }
         if let Err(routing) = self.router() {

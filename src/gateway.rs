@@ -158,6 +158,24 @@ impl Gateway {
                 p.id
             );
         }
+        for pull in &config.pulls {
+            let p = pmodes
+                .by_id(&pull.pmode)
+                .with_context(|| format!("[[pull]]: no P-Mode {}", pull.pmode))?;
+            let from = &p.initiator.party_id;
+            if p.binding != as4gate_pmode::Binding::Pull
+                || p.responder.party_id != g.party_id
+                || partners
+                    .get(from)
+                    .is_none_or(|x: &Partner| x.endpoint.is_none())
+            {
+                anyhow::bail!(
+                    "[[pull]] {}: needs a pull P-Mode whose responder is this gateway and whose \
+                     initiator {from:?} is a partner with an endpoint",
+                    p.id
+                );
+            }
+        }
         if let Some(unsigned) = pmodes.iter().find(|p| !p.security.sign) {
             anyhow::bail!(
                 "P-Mode {}: unsigned exchanges (security.sign = false) are not supported; \
@@ -233,6 +251,8 @@ pub struct Running {
     pub tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// The delivery worker.
     pub worker: tokio::task::JoinHandle<()>,
+    /// One task per `[[pull]]`.
+    pub pullers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -243,6 +263,9 @@ impl Running {
             t.abort();
         }
         self.worker.abort();
+        for p in self.pullers {
+            p.abort();
+        }
     }
 }
 
@@ -279,6 +302,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Some(crate::outbound::send::OutboundSender::new(shared.clone())),
     );
     let worker = tokio::spawn(worker.run(queue));
+    let pullers = config
+        .pulls
+        .iter()
+        .map(|p| {
+            tokio::spawn(crate::outbound::pull::run_puller(
+                shared.clone(),
+                p.pmode.clone(),
+                p.interval,
+            ))
+        })
+        .collect();
     let router = crate::inbound::router(shared.clone());
     let mut running = Running {
         shared: shared.clone(),
@@ -286,6 +320,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         https: None,
         tasks: Vec::new(),
         worker,
+        pullers,
     };
     if let Some(address) = config.listen.http {
         let listener = TcpListener::bind(address)

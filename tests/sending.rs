@@ -68,13 +68,28 @@ const PMODES: &[(&str, &str, bool, u32)] = &[
     ("b2r-115-give-up", "edelivery-as4-1.15", true, 2),
 ];
 
-/// Writes the configuration of `me` (talking to `other`, sending to `endpoint`) into `dir`.
+/// The MPC of the pull P-Mode.
+const PULL_MPC: &str = "urn:as4gate:mpc:red-inbox";
+
+/// The pull P-Mode: blue_gw's messages wait on an MPC until red_gw pulls them.
+fn pull_pmode() -> String {
+    pmode("b2r-pull", "edelivery-as4-1.15", true, 2)
+        .replace("binding = \"push\"", "binding = \"pull\"")
+        .replace(
+            "action = \"b2r-pull\"",
+            &format!("action = \"b2r-pull\"\nmpc = \"{PULL_MPC}\""),
+        )
+}
+
+/// Writes the configuration of `me` (talking to `other`, sending to `endpoint`) into `dir`;
+/// `extra` is appended.
 fn write_config(
     dir: &Path,
     me: &str,
     other: &str,
     listen: &str,
     endpoint: Option<&str>,
+    extra: &str,
 ) -> PathBuf {
     let pki = common::repo().join("test-pki");
     let pki = pki.display();
@@ -87,6 +102,7 @@ fn write_config(
         )
         .unwrap();
     }
+    std::fs::write(pmodes.join("b2r-pull.toml"), pull_pmode()).unwrap();
     let endpoint = endpoint
         .map(|e| format!("endpoint = \"{e}\"\ntimeout = \"5s\""))
         .unwrap_or_default();
@@ -118,6 +134,8 @@ party_id = "{other}"
 signing_certificates = ["{pki}/{other}/rsa.crt", "{pki}/{other}/ed25519.crt"]
 encryption_certificates = ["{pki}/{other}/rsa.crt", "{pki}/{other}/x25519.crt"]
 {endpoint}
+
+{extra}
 "#,
         data = dir.join("data").display(),
         pmodes = pmodes.display(),
@@ -135,8 +153,18 @@ struct Node {
 
 impl Node {
     async fn start(me: &str, other: &str, listen: &str, endpoint: Option<&str>) -> Node {
+        Node::start_with(me, other, listen, endpoint, "").await
+    }
+
+    async fn start_with(
+        me: &str,
+        other: &str,
+        listen: &str,
+        endpoint: Option<&str>,
+        extra: &str,
+    ) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let config = write_config(dir.path(), me, other, listen, endpoint);
+        let config = write_config(dir.path(), me, other, listen, endpoint, extra);
         let running = start(Config::load(&config).unwrap()).await.unwrap();
         Node { _dir: dir, running }
     }
@@ -532,6 +560,7 @@ async fn kill_9_of_the_sender_mid_retry_loses_nothing() {
         "red_gw",
         "127.0.0.1:0",
         Some(&format!("http://127.0.0.1:{port}/as4")),
+        "",
     );
     let payload = dir.path().join("doc.xml");
     std::fs::write(&payload, "<doc>kill</doc>").unwrap();
@@ -584,4 +613,120 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulled_messages_arrive_exactly_once_and_are_receipted() {
+    // Blue holds the messages; red pulls them (it is the pull P-Mode's responder).
+    let blue = Node::start("blue_gw", "red_gw", "127.0.0.1:0", None).await;
+    let ids = [
+        blue.submit("b2r-pull", &[(b"<pulled n='1'/>", "application/xml")])
+            .await,
+        blue.submit("b2r-pull", &[(b"<pulled n='2'/>", "application/xml")])
+            .await,
+    ];
+    for id in &ids {
+        let d = blue.store().message(id).await.unwrap().unwrap();
+        assert_eq!(d.state, "READY_TO_PULL");
+    }
+    let red = Node::start_with(
+        "red_gw",
+        "blue_gw",
+        "127.0.0.1:0",
+        Some(&blue.url()),
+        "[[pull]]\npmode = \"b2r-pull\"\ninterval = \"200ms\"\n",
+    )
+    .await;
+    for (i, id) in ids.iter().enumerate() {
+        let ours = wait_state(blue.store(), id, ACKNOWLEDGED, Duration::from_secs(30)).await;
+        assert_eq!(count(&ours, "WAITING_FOR_RECEIPT"), 1, "{:?}", ours.history);
+        let theirs = red.store().message(id).await.unwrap().expect("pulled");
+        assert_eq!(
+            theirs.record.payloads[0]
+                .content(&red.running.shared.blobs)
+                .unwrap(),
+            format!("<pulled n='{}'/>", i + 1).as_bytes()
+        );
+        assert_eq!(theirs.record.mpc, PULL_MPC);
+        assert!(
+            String::from_utf8_lossy(&ours.record.receipt).contains("NonRepudiationInformation")
+        );
+    }
+    // Red keeps pulling an empty MPC: nothing more arrives, nothing is handed out twice.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(red.store().list(10).await.unwrap().len(), 2);
+    for id in &ids {
+        let ours = blue.store().message(id).await.unwrap().unwrap();
+        assert_eq!(count(&ours, "WAITING_FOR_RECEIPT"), 1);
+    }
+}
+
+/// A PullRequest for `mpc` signed with `key` (a test-pki key path without extension).
+fn pull_request(mpc: &str, key: &str) -> String {
+    let cert = as4gate::pem::certificates(&common::pki(&format!("{key}.crt"))).unwrap();
+    let der = as4gate::pem::pkcs8_key(&common::pki(&format!("{key}.key"))).unwrap();
+    let signing =
+        as4gate_wssec::sign::SigningIdentity::from_pkcs8_der(&der, &cert[0], vec![]).unwrap();
+    let unsigned = as4gate_ebms::signal::build_pull_request(
+        &format!("pull-{}@test", uuid::Uuid::now_v7()),
+        "2026-11-23T12:00:00Z",
+        mpc,
+    )
+    .unwrap();
+    as4gate_wssec::sign::sign_envelope(&unsigned, &signing, &[])
+        .unwrap()
+        .xml
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_requests_are_authorised_and_an_empty_mpc_is_a_warning() {
+    let blue = Node::start("blue_gw", "red_gw", "127.0.0.1:0", None).await;
+    let id = blue
+        .submit("b2r-pull", &[(b"<kept/>", "application/xml")])
+        .await;
+    let soap = "application/soap+xml; charset=UTF-8";
+    // Signed by a key that is not red_gw's: refused, nothing handed out.
+    let intruder = common::post(
+        &blue.url(),
+        soap,
+        pull_request(PULL_MPC, "mallory/rsa").into_bytes(),
+    )
+    .await;
+    common::assert_ebms_error(&intruder, "EBMS:0101");
+    // An MPC no pull P-Mode offers.
+    let elsewhere = common::post(
+        &blue.url(),
+        soap,
+        pull_request("urn:as4gate:mpc:nothing-here", "red_gw/rsa").into_bytes(),
+    )
+    .await;
+    common::assert_ebms_error(&elsewhere, "EBMS:0010");
+    assert_eq!(
+        blue.store().message(&id).await.unwrap().unwrap().state,
+        "READY_TO_PULL"
+    );
+    // red_gw pulls it (the answer is the message) but never sends a receipt: after a retry
+    // interval it is offered again; after 1 + max_retries (2) pulls it fails with EBMS:0301.
+    for attempt in 1..=3 {
+        wait_state(blue.store(), &id, "READY_TO_PULL", Duration::from_secs(30)).await;
+        let request = pull_request(PULL_MPC, "red_gw/rsa").into_bytes();
+        let (status, body) = common::post(&blue.url(), soap, request).await;
+        assert_eq!(status, 200);
+        assert!(
+            body.contains(&id),
+            "pull {attempt}: the pulled message: {body}"
+        );
+        if attempt == 1 {
+            // Nothing else waits: EBMS:0006 as a warning with HTTP 200.
+            let request = pull_request(PULL_MPC, "red_gw/rsa").into_bytes();
+            let (status, body) = common::post(&blue.url(), soap, request).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(common::error_code(&body).as_deref(), Some("EBMS:0006"));
+            assert!(body.contains("severity=\"warning\""), "{body}");
+        }
+    }
+    let ours = wait_state(blue.store(), &id, SEND_FAILURE, Duration::from_secs(30)).await;
+    assert_eq!(count(&ours, "WAITING_FOR_RECEIPT"), 3, "{:?}", ours.history);
+    let failed = blue.store().failed_sends(10).await.unwrap();
+    assert_eq!(failed[0].error_code.as_deref(), Some("EBMS:0301"));
 }

@@ -27,7 +27,7 @@ use crate::server::Peer;
 use crate::store::InsertOutcome;
 use as4gate_ebms::error::{EbmsError, ErrorCode};
 use intake::Intake;
-use process::Rejected;
+use process::{Arrival, Processed, Rejected};
 
 /// How many body chunks may wait between the connection and the worker.
 const BODY_CHANNEL_CHUNKS: usize = 16;
@@ -40,12 +40,12 @@ fn run_pipeline(
     shared: &Shared,
     intake: Intake,
     peer: Option<Peer>,
-) -> Result<process::Accepted, Rejected> {
+) -> Result<Processed, Rejected> {
     let received = intake.finish().map_err(Rejected::unparsed)?;
     process::process(
         shared,
         received,
-        peer.as_ref(),
+        Arrival::Pushed(peer.as_ref()),
         time::OffsetDateTime::now_utc(),
     )
 }
@@ -73,12 +73,16 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let body = request.into_body();
     let outcome = receive_body(&shared, &content_type, declared_length, body, peer).await;
     match outcome {
-        Ok(receipt) => respond::receipt(receipt),
+        Ok(Processed::Message(accepted)) => match commit(&shared, *accepted).await {
+            Ok(receipt) => respond::receipt(receipt),
+            Err(rejected) => respond::rejection(&shared, rejected).await,
+        },
+        Ok(Processed::Signal(envelope)) => crate::outbound::pull::answer(&shared, envelope).await,
         Err(rejected) => respond::rejection(&shared, rejected).await,
     }
 }
 
-/// Runs the pipeline over the body on a blocking worker, then commits; returns the receipt.
+/// Runs the pipeline over the body on a blocking worker.
 ///
 /// A body that declares a small length is read whole first and processed in one blocking
 /// call (fewer thread hand-offs per message); anything else streams into the worker chunk by
@@ -89,7 +93,7 @@ async fn receive_body(
     declared_length: Option<u64>,
     body: Body,
     peer: Option<Peer>,
-) -> Result<Vec<u8>, Rejected> {
+) -> Result<Processed, Rejected> {
     let gateway = &shared.gateway;
     let intake = Intake::new(
         content_type,
@@ -169,15 +173,18 @@ async fn receive_body(
             worker.await
         }
     };
-    let accepted = match accepted {
-        Ok(result) => result?,
-        Err(e) => {
-            return Err(Rejected::internal(
-                None,
-                anyhow::anyhow!("worker failed: {e}"),
-            ));
-        }
-    };
+    match accepted {
+        Ok(result) => result,
+        Err(e) => Err(Rejected::internal(
+            None,
+            anyhow::anyhow!("worker failed: {e}"),
+        )),
+    }
+}
+
+/// Routes and stores an accepted message (group commit); returns the receipt to answer with,
+/// the original one for a duplicate.
+pub async fn commit(shared: &Shared, accepted: process::Accepted) -> Result<Vec<u8>, Rejected> {
     let record = accepted.record;
     let message_id = record.message_id.clone();
     let receipt = record.receipt.clone();

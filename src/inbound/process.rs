@@ -76,13 +76,32 @@ pub struct Accepted {
     pub record: InboundRecord,
 }
 
+/// What a request turned out to be.
+#[derive(Debug)]
+pub enum Processed {
+    /// A UserMessage that passed every check.
+    Message(Box<Accepted>),
+    /// A signal-only message (a PullRequest, or a receipt or error for a message that was
+    /// pulled from us): its envelope, for [`crate::outbound::pull`] to verify and answer.
+    Signal(Vec<u8>),
+}
+
+/// How a message reached us.
+#[derive(Debug, Clone, Copy)]
+pub enum Arrival<'a> {
+    /// Pushed by the partner, over this connection (TLS client certificate, if any).
+    Pushed(Option<&'a Peer>),
+    /// Returned to our PullRequest (the partner's TLS client certificate does not apply).
+    Pulled,
+}
+
 /// Runs the pipeline over a received request.
 pub fn process(
     shared: &Shared,
     received: Received,
-    peer: Option<&Peer>,
+    arrival: Arrival<'_>,
     now: OffsetDateTime,
-) -> Result<Accepted, Rejected> {
+) -> Result<Processed, Rejected> {
     let gateway = &shared.gateway;
     let limits = &gateway.limits;
     as4gate_ebms::xml::reject_doctype(&received.envelope).map_err(Rejected::unparsed)?;
@@ -108,6 +127,9 @@ pub fn process(
         });
     }
     let messaging = Messaging::parse(&doc, nodes.messaging).map_err(Rejected::unparsed)?;
+    if messaging.user_messages.is_empty() && !messaging.signals.is_empty() {
+        return Ok(Processed::Signal(text.as_bytes().to_vec()));
+    }
     let user = single_user_message(&messaging).map_err(Rejected::unparsed)?;
     let message_id = user.message_info.message_id.clone();
     let span = tracing::info_span!("inbound", message_id = %message_id);
@@ -138,7 +160,9 @@ pub fn process(
             format!("no partner configuration (certificates) for party {from:?}"),
         ))
     })?;
-    check_tls_client(partner, peer, from).map_err(&refuse)?;
+    if let Arrival::Pushed(peer) = arrival {
+        check_tls_client(partner, peer, from).map_err(&refuse)?;
+    }
 
     // Decrypt every encrypted attachment into a fresh spool, replacing the cipher part.
     let mut attachments = received.attachments;
@@ -214,7 +238,7 @@ pub fn process(
         receipt,
         received_at: timestamp(now),
     };
-    Ok(Accepted { record })
+    Ok(Processed::Message(Box::new(Accepted { record })))
 }
 
 fn single_user_message(messaging: &Messaging) -> Result<&UserMessage, EbmsError> {

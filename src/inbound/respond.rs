@@ -6,6 +6,8 @@
 //!   Domibus and phase4 answer; `RefToMessageInError` is set when the MessageId was readable.
 //! - A request that is not a SOAP 1.2 message at all: HTTP 400 with a SOAP `Sender` fault;
 //!   an unknown header block marked `mustUnderstand`: HTTP 500 with a `MustUnderstand` fault.
+//! - A pull: the pulled UserMessage (HTTP 200), or a signed EBMS:0006 warning (HTTP 200) when
+//!   the MPC is empty; a receipt for a pulled message: HTTP 200, empty.
 //! - An internal failure (store or disk): HTTP 500 with a SOAP 1.2 `Receiver` fault and no
 //!   receipt, so the sender retries; nothing is half-stored.
 //!
@@ -16,6 +18,7 @@ use axum::response::Response;
 use hyper::StatusCode;
 use hyper::header::CONTENT_TYPE;
 
+use as4gate_ebms::error::EbmsError;
 use as4gate_ebms::signal::{ErrorSignalSpec, build_error};
 use as4gate_wssec::sign::sign_envelope;
 
@@ -66,10 +69,41 @@ pub async fn rejection(shared: &Shared, rejected: Rejected) -> Response {
     }
 }
 
-fn signed_error(
+/// A signed ebMS error of severity warning with HTTP 200 (EBMS:0006 for an empty MPC: the
+/// PullRequest itself was fine).
+pub fn warning(shared: &Shared, ref_to: Option<&str>, error: EbmsError) -> Response {
+    match signed_error(shared, ref_to, error) {
+        Ok(xml) => soap(StatusCode::OK, xml.into_bytes()),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot sign the ebMS warning");
+            fault("Receiver", "internal error while answering")
+        }
+    }
+}
+
+/// An AS4 message as the answer (a pulled UserMessage), HTTP 200.
+pub fn message(content_type: &str, body: Vec<u8>) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .unwrap_or_default()
+}
+
+/// A signal that needs no answer was accepted (a receipt for a pulled message): HTTP 200,
+/// empty body.
+pub fn accepted() -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
+/// Builds and signs an ebMS error signal about `ref_to` (signed with the 1.15 key).
+pub fn signed_error(
     shared: &Shared,
     ref_to: Option<&str>,
-    error: as4gate_ebms::error::EbmsError,
+    error: EbmsError,
 ) -> anyhow::Result<String> {
     let now = time::OffsetDateTime::now_utc();
     let spec = ErrorSignalSpec {

@@ -1,9 +1,11 @@
 //! The sending side (sending MSH): [`submit`] checks and persists a document to send,
 //! [`send`] makes the attempts (compose per the P-Mode with [`compose`], POST to the partner,
 //! judge the answer with [`receipt`]) and retries until a valid receipt arrives (reception
-//! awareness). The state machine is documented in [`crate::store::outbound`].
+//! awareness); [`pull`] serves PullRequests for pull P-Modes and pulls from partners. The
+//! state machine is documented in [`crate::store::outbound`].
 
 pub mod compose;
+pub mod pull;
 pub mod receipt;
 pub mod send;
 pub mod submit;

@@ -163,8 +163,8 @@ fn check_references(sent: &[NrReference], received: &[NrReference]) -> Result<()
     Ok(())
 }
 
-/// Receipts carry no attachments.
-struct NoAttachments;
+/// Signals carry no attachments.
+pub(crate) struct NoAttachments;
 
 impl AttachmentSource for NoAttachments {
     fn attachment(&self, _cid: &str) -> Option<(String, Box<dyn std::io::Read + '_>)> {

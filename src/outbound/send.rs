@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use as4gate_pmode::{Backoff, ReceptionAwareness};
+use as4gate_pmode::{Backoff, Binding, ReceptionAwareness};
 use bytes::Bytes;
 use hyper::header::HeaderMap;
 use time::OffsetDateTime;
@@ -27,7 +27,7 @@ use super::encryption_certificate_for;
 use super::receipt::{Answer, judge};
 use crate::gateway::Shared;
 use crate::queue::Delivery;
-use crate::store::outbound::{ACKNOWLEDGED, SEND_FAILURE, SendOutcome};
+use crate::store::outbound::{ACKNOWLEDGED, SEND_FAILURE, SendOutcome, WAITING_FOR_RECEIPT};
 
 /// ebMS code recorded when reception awareness gives up.
 pub const MISSING_RECEIPT: &str = "EBMS:0301";
@@ -99,73 +99,15 @@ impl OutboundSender {
             }
             return Ok(Settlement::Ack);
         };
+        if pmode.binding == Binding::Pull {
+            check_pull(store, message_id, &row, pmode, now).await?;
+            return Ok(Settlement::Ack);
+        }
         let Some(attempt) = store.start_send(message_id, now).await? else {
             return Ok(Settlement::Ack);
         };
-        let profile = pmode.security.profile;
-        let mut payloads = Vec::with_capacity(record.payloads.len());
-        for p in &record.payloads {
-            payloads.push(OutgoingPayload {
-                content_id: p.content_id.clone(),
-                mime_type: p
-                    .mime_type
-                    .clone()
-                    .unwrap_or_else(|| "application/octet-stream".into()),
-                character_set: p.character_set.clone(),
-                content: p.content(&shared.blobs)?,
-                already_compressed: false,
-            });
-        }
-        let properties = record
-            .message_properties
-            .iter()
-            .map(|p| {
-                let mut q = property(&p.name, &p.value);
-                q.r#type = p.r#type.clone();
-                q
-            })
-            .collect();
-        // Every attempt carries the submission's timestamp, so the signed content is the same
-        // each time and a receiver that answers a repeat with its original receipt (as it
-        // should for a duplicate) answers with references that still match.
-        let stamped = OffsetDateTime::parse(
-            &record.message_timestamp,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .unwrap_or(now);
-        let composed = {
-            let shared = shared.clone();
-            let (pmode_id, partner_id) = (pmode.id.clone(), row.partner.clone());
-            let (message_id, conversation_id) =
-                (message_id.to_owned(), record.conversation_id.clone());
-            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                let gateway = &shared.gateway;
-                let pmode = gateway
-                    .pmodes
-                    .by_id(&pmode_id)
-                    .ok_or_else(|| anyhow::anyhow!("P-Mode {pmode_id} vanished"))?;
-                let composed = compose(
-                    &Outgoing {
-                        pmode,
-                        message_id,
-                        conversation_id,
-                        properties,
-                        payloads,
-                        now: stamped,
-                    },
-                    &SenderKeys {
-                        signing: &gateway.keys(profile).signing,
-                        receiver_certificate: encryption_certificate_for(
-                            &gateway.partners[&partner_id],
-                            profile,
-                        ),
-                    },
-                )?;
-                Ok((composed.to_mime(&boundary())?, composed))
-            })
-            .await??
-        };
-        let ((content_type, body), composed) = composed;
+        let (content_type, body, composed) =
+            compose_stored(shared, &record, pmode, &row.partner).await?;
         let Some(sender) = &partner.sender else {
             anyhow::bail!("partner {} has no endpoint", row.partner);
         };
@@ -230,9 +172,114 @@ impl OutboundSender {
     }
 }
 
+/// The reception-awareness check of a pulled message: if its receipt has not come, it is
+/// offered again on its MPC, or given up with EBMS:0301 once the P-Mode's retries are used.
+async fn check_pull(
+    store: &crate::store::Store,
+    message_id: &str,
+    row: &crate::store::outbound::SendRow,
+    pmode: &as4gate_pmode::PMode,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    if row.state != WAITING_FOR_RECEIPT {
+        return Ok(());
+    }
+    let outcome = match next_delay(&pmode.reception_awareness, row.attempts) {
+        Some(retry_in) => SendOutcome::Retry {
+            error: "no receipt for the pulled message".into(),
+            retry_in,
+        },
+        None => SendOutcome::Failed {
+            code: MISSING_RECEIPT.into(),
+            error: format!(
+                "MissingReceipt: no receipt after the message was pulled {} times",
+                row.attempts
+            ),
+        },
+    };
+    if store.finish_pull(message_id, &outcome, now).await? {
+        tracing::info!(message_id, attempts = row.attempts, outcome = ?outcome, "pulled message not receipted");
+    }
+    Ok(())
+}
+
 /// A fresh MIME boundary.
 fn boundary() -> String {
     format!("MIMEBoundary_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Composes a stored outbound message for `partner_id` under `pmode` on a blocking thread:
+/// payloads from the store, the submission's timestamp, our key for the P-Mode's profile and
+/// the partner's encryption certificate for it. Returns the MIME content type and body.
+pub(super) async fn compose_stored(
+    shared: &Arc<Shared>,
+    record: &crate::store::InboundRecord,
+    pmode: &as4gate_pmode::PMode,
+    partner_id: &str,
+) -> anyhow::Result<(String, Vec<u8>, super::compose::Composed)> {
+    let message_id = record.message_id.as_str();
+    let now = OffsetDateTime::now_utc();
+    let profile = pmode.security.profile;
+    let mut payloads = Vec::with_capacity(record.payloads.len());
+    for p in &record.payloads {
+        payloads.push(OutgoingPayload {
+            content_id: p.content_id.clone(),
+            mime_type: p
+                .mime_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            character_set: p.character_set.clone(),
+            content: p.content(&shared.blobs)?,
+            already_compressed: false,
+        });
+    }
+    let properties = record
+        .message_properties
+        .iter()
+        .map(|p| {
+            let mut q = property(&p.name, &p.value);
+            q.r#type = p.r#type.clone();
+            q
+        })
+        .collect();
+    // Every attempt carries the submission's timestamp, so the signed content is the same
+    // each time and a receiver that answers a repeat with its original receipt (as it
+    // should for a duplicate) answers with references that still match.
+    let stamped = OffsetDateTime::parse(
+        &record.message_timestamp,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap_or(now);
+    let shared = shared.clone();
+    let (pmode_id, partner_id) = (pmode.id.clone(), partner_id.to_owned());
+    let (message_id, conversation_id) = (message_id.to_owned(), record.conversation_id.clone());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let gateway = &shared.gateway;
+        let pmode = gateway
+            .pmodes
+            .by_id(&pmode_id)
+            .ok_or_else(|| anyhow::anyhow!("P-Mode {pmode_id} vanished"))?;
+        let composed = compose(
+            &Outgoing {
+                pmode,
+                message_id,
+                conversation_id,
+                properties,
+                payloads,
+                now: stamped,
+            },
+            &SenderKeys {
+                signing: &gateway.keys(profile).signing,
+                receiver_certificate: encryption_certificate_for(
+                    &gateway.partners[&partner_id],
+                    profile,
+                ),
+            },
+        )?;
+        let (content_type, body) = composed.to_mime(&boundary())?;
+        Ok((content_type, body, composed))
+    })
+    .await?
 }
 
 /// After attempt `attempt` (1 = the first) got no valid receipt: how long until the next, or

@@ -172,6 +172,7 @@ pub async fn submit(
             &record,
             &pmode.responder.party_id,
             submission.submission_id.as_deref(),
+            pmode.binding == Binding::Pull,
             now,
         )
         .await?;
@@ -207,19 +208,13 @@ fn check<'a>(gateway: &'a Gateway, s: &Submission) -> Result<&'a PMode, SubmitEr
             pmode.id, pmode.initiator.party_id
         )));
     }
-    if pmode.binding != Binding::Push {
-        return Err(invalid(format!(
-            "P-Mode {} uses the pull binding; only push sending is supported",
-            pmode.id
-        )));
-    }
     let to = &pmode.responder.party_id;
     let partner = gateway.partners.get(to).ok_or_else(|| {
         invalid(format!(
             "no [[partner]] configuration for the responder {to:?}"
         ))
     })?;
-    if partner.endpoint.is_none() {
+    if pmode.binding == Binding::Push && partner.endpoint.is_none() {
         return Err(invalid(format!("partner {to:?} has no endpoint")));
     }
     if pmode.security.encrypt

@@ -11,6 +11,14 @@
 //!                                                                             retries exhausted)
 //! ```
 //!
+//! With the pull binding the partner fetches the message:
+//!
+//! ```text
+//! SUBMITTED ─▶ READY_TO_PULL ─▶ WAITING_FOR_RECEIPT ─┬─▶ ACKNOWLEDGED   (receipt pushed back)
+//!                   ▲                                ├─▶ READY_TO_PULL  (no receipt in time)
+//!                   └────────────────────────────────┘   SEND_FAILURE   (retries exhausted)
+//! ```
+//!
 //! Invariants:
 //! - **Persisted before answered.** A submission's message row, payload rows, send row and
 //!   work item are written in one transaction; the submitter gets the MessageId after it.
@@ -38,8 +46,20 @@ pub const SEND_IN_PROGRESS: &str = "SEND_IN_PROGRESS";
 pub const WAITING_FOR_RETRY: &str = "WAITING_FOR_RETRY";
 /// A valid receipt arrived.
 pub const ACKNOWLEDGED: &str = "ACKNOWLEDGED";
+/// Pull binding: waiting on its MPC for the partner's PullRequest.
+pub const READY_TO_PULL: &str = "READY_TO_PULL";
+/// Pull binding: handed out to a PullRequest; its receipt has not arrived yet.
+pub const WAITING_FOR_RECEIPT: &str = "WAITING_FOR_RECEIPT";
 /// Given up: an ebMS error signal, or retries exhausted (EBMS:0301).
 pub const SEND_FAILURE: &str = "SEND_FAILURE";
+
+/// A signature reference as kept for a pulled message's receipt check.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredReference {
+    uri: String,
+    digest_method: String,
+    digest_value: String,
+}
 
 /// The result of [`Store::submit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +123,7 @@ impl Store {
         record: &InboundRecord,
         partner: &str,
         submission_id: Option<&str>,
+        pull: bool,
         now: OffsetDateTime,
     ) -> Result<Submitted, StoreError> {
         let mut tx = self.pool().begin().await?;
@@ -129,7 +150,7 @@ impl Store {
                      X'', ?)",
         )
         .bind(&record.message_id)
-        .bind(SEND_ENQUEUED)
+        .bind(if pull { READY_TO_PULL } else { SEND_ENQUEUED })
         .bind(&record.pmode_id)
         .bind(&record.from_party)
         .bind(&record.from_role)
@@ -157,7 +178,12 @@ impl Store {
             detail.as_deref().unwrap_or(""),
         )
         .await?;
-        history(&mut tx, &record.message_id, SEND_ENQUEUED, &at, partner).await?;
+        if pull {
+            let detail = format!("{partner} pulls it from {}", record.mpc);
+            history(&mut tx, &record.message_id, READY_TO_PULL, &at, &detail).await?;
+        } else {
+            history(&mut tx, &record.message_id, SEND_ENQUEUED, &at, partner).await?;
+        }
         sqlx::query("INSERT INTO sends (message_id, partner, updated_at) VALUES (?, ?, ?)")
             .bind(&record.message_id)
             .bind(partner)
@@ -174,12 +200,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        outbox::enqueue_in(
-            &mut tx,
-            &WorkItem::new(&record.message_id, SEND_SUBSCRIBER, now),
-        )
-        .await
-        .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
+        if !pull {
+            enqueue(&mut tx, &record.message_id, now).await?;
+        }
         tx.commit().await?;
         Ok(Submitted {
             message_id: record.message_id.clone(),
@@ -304,6 +327,164 @@ impl Store {
         Ok(())
     }
 
+    /// Hands the oldest message waiting on `mpc` for `partner` to a PullRequest: it becomes
+    /// `WAITING_FOR_RECEIPT` (attempt + 1), and a check is enqueued for `check_at`, when the
+    /// message is offered again (or given up) unless its receipt came. Returns the MessageId
+    /// and attempt number.
+    pub async fn take_for_pull(
+        &self,
+        mpc: &str,
+        partner: &str,
+        check_after: impl Fn(u32) -> std::time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Option<(String, u32)>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let at = timestamp(now);
+        let taken: Option<(String, i64)> = sqlx::query_as(
+            "UPDATE sends SET attempts = attempts + 1, updated_at = ?1
+             WHERE message_id = (
+                 SELECT m.message_id FROM messages m JOIN sends s ON s.message_id = m.message_id
+                 WHERE m.state = ?2 AND m.mpc = ?3 AND s.partner = ?4 AND m.direction = 'outbound'
+                 ORDER BY m.received_at, m.message_id LIMIT 1)
+             RETURNING message_id, attempts",
+        )
+        .bind(&at)
+        .bind(READY_TO_PULL)
+        .bind(mpc)
+        .bind(partner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((message_id, attempt)) = taken else {
+            return Ok(None);
+        };
+        let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
+        set_state(&mut tx, &message_id, WAITING_FOR_RECEIPT).await?;
+        let detail = format!("pulled by {partner} (attempt {attempt})");
+        history(&mut tx, &message_id, WAITING_FOR_RECEIPT, &at, &detail).await?;
+        enqueue(&mut tx, &message_id, now + check_after(attempt)).await?;
+        tx.commit().await?;
+        Ok(Some((message_id, attempt)))
+    }
+
+    /// Keeps the references and envelope of the copy handed out to a puller, to judge its
+    /// receipt by.
+    pub async fn set_pulled(
+        &self,
+        message_id: &str,
+        references: &[as4gate_ebms::model::NrReference],
+        envelope: &[u8],
+    ) -> Result<(), StoreError> {
+        let refs: Vec<StoredReference> = references
+            .iter()
+            .map(|r| StoredReference {
+                uri: r.uri.clone(),
+                digest_method: r.digest_method.clone(),
+                digest_value: r.digest_value_b64.clone(),
+            })
+            .collect();
+        sqlx::query("UPDATE sends SET sent_references = ? WHERE message_id = ?")
+            .bind(serde_json::to_string(&refs)?)
+            .bind(message_id)
+            .execute(self.pool())
+            .await?;
+        sqlx::query("UPDATE messages SET envelope = ? WHERE message_id = ?")
+            .bind(envelope)
+            .bind(message_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The references of the copy last handed out to a puller.
+    pub async fn pulled_references(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<Vec<as4gate_ebms::model::NrReference>>, StoreError> {
+        let json: Option<Option<String>> =
+            sqlx::query_scalar("SELECT sent_references FROM sends WHERE message_id = ?")
+                .bind(message_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(Some(json)) = json else {
+            return Ok(None);
+        };
+        let refs: Vec<StoredReference> = serde_json::from_str(&json)?;
+        Ok(Some(
+            refs.into_iter()
+                .map(|r| as4gate_ebms::model::NrReference {
+                    uri: r.uri,
+                    transforms: Vec::new(),
+                    digest_method: r.digest_method,
+                    digest_value_b64: r.digest_value,
+                })
+                .collect(),
+        ))
+    }
+
+    /// Records the outcome for a pulled message: its receipt (`Acknowledged`), a re-offer
+    /// (`Retry`: back to `READY_TO_PULL`) or giving up (`Failed`). Applies only while the
+    /// message is pulled or waiting to be pulled; returns whether it did.
+    pub async fn finish_pull(
+        &self,
+        message_id: &str,
+        outcome: &SendOutcome,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let at = timestamp(now);
+        let (state, detail, from): (&str, String, &[&str]) = match outcome {
+            SendOutcome::Acknowledged { receipt, .. } => {
+                sqlx::query("UPDATE messages SET receipt = ? WHERE message_id = ?")
+                    .bind(receipt)
+                    .bind(message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                (
+                    ACKNOWLEDGED,
+                    "valid receipt".to_owned(),
+                    &[WAITING_FOR_RECEIPT, READY_TO_PULL],
+                )
+            }
+            SendOutcome::Retry { error, .. } => (
+                READY_TO_PULL,
+                format!("{error}; offered again"),
+                &[WAITING_FOR_RECEIPT],
+            ),
+            SendOutcome::Failed { code, error } => {
+                sqlx::query(
+                    "UPDATE sends SET error_code = ?, last_error = ?, updated_at = ?
+                     WHERE message_id = ?",
+                )
+                .bind(code)
+                .bind(error)
+                .bind(&at)
+                .bind(message_id)
+                .execute(&mut *tx)
+                .await?;
+                (
+                    SEND_FAILURE,
+                    format!("{code}: {error}"),
+                    &[WAITING_FOR_RECEIPT],
+                )
+            }
+        };
+        let changed =
+            sqlx::query("UPDATE messages SET state = ? WHERE message_id = ? AND state IN (?, ?)")
+                .bind(state)
+                .bind(message_id)
+                .bind(from[0])
+                .bind(from.get(1).copied().unwrap_or(from[0]))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        history(&mut tx, message_id, state, &at, &detail).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Outbound messages in `SEND_FAILURE`, newest first.
     pub async fn failed_sends(&self, limit: u32) -> Result<Vec<SendRow>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -315,6 +496,17 @@ impl Store {
         .await?;
         Ok(rows.iter().map(send_row).collect())
     }
+}
+
+/// Adds the send work item of `message_id`, due at `due`.
+async fn enqueue(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    message_id: &str,
+    due: OffsetDateTime,
+) -> Result<(), StoreError> {
+    outbox::requeue_in(tx, &WorkItem::new(message_id, SEND_SUBSCRIBER, due))
+        .await
+        .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))
 }
 
 /// The columns [`send_row`] reads, joined with the message state.

@@ -5,7 +5,8 @@ use as4gate_ebms::model::{
     Receipt, Service, Signal, UserMessage,
 };
 use as4gate_ebms::signal::{
-    ErrorSignalSpec, ReceiptSpec, build_error, build_receipt, build_user_message,
+    ErrorSignalSpec, ReceiptSpec, build_error, build_pull_request, build_receipt,
+    build_user_message,
 };
 use as4gate_ebms::{
     EbmsError, EnvelopeNodes, ErrorCode, Limits, Messaging, NrReference, TransformSpec, ns, xml,
@@ -250,4 +251,18 @@ fn builders_refuse_bad_input() {
             .detail
             .contains("at least one error")
     );
+}
+
+#[test]
+fn pull_request_round_trips_with_a_hostile_mpc() {
+    let mpc = format!("urn:mpc:{HOSTILE}");
+    let m = parse(&build_pull_request("pull-1@x", "2026-11-23T12:00:00Z", &mpc).unwrap());
+    assert!(m.user_messages.is_empty());
+    assert_eq!(m.signals.len(), 1);
+    assert_eq!(m.signals[0].message_info.message_id, "pull-1@x");
+    assert_eq!(m.signals[0].message_info.ref_to_message_id, None);
+    match &m.signals[0].signal {
+        Signal::PullRequest(p) => assert_eq!(p.mpc.as_deref(), Some(mpc.as_str())),
+        other => panic!("expected a PullRequest, got {other:?}"),
+    }
 }

@@ -154,6 +154,19 @@ pub fn build_error(spec: &ErrorSignalSpec<'_>) -> Result<String, EbmsError> {
     Ok(close_envelope(w, &spec.message_id))
 }
 
+/// Builds an unsigned PullRequest signal for the message partition channel `mpc`.
+pub fn build_pull_request(
+    message_id: &str,
+    timestamp: &str,
+    mpc: &str,
+) -> Result<String, EbmsError> {
+    check_id(message_id)?;
+    let mut w = open_signal(message_id, timestamp, None);
+    w.empty("eb:PullRequest", &[("mpc", mpc)]);
+    w.close("eb:SignalMessage");
+    Ok(close_envelope(w, message_id))
+}
+
 /// Builds an unsigned user message (sender side). Payloads are referenced by
 /// their `PartInfo` hrefs (expected `cid:`); the Body stays empty.
 pub fn build_user_message(um: &UserMessage) -> Result<String, EbmsError> {
