@@ -256,8 +256,8 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops the listeners and the delivery worker (deliveries under way are abandoned and
-    /// delivered again later, like after a crash).
+    /// Stops the listeners, the delivery worker and the pullers (work under way is abandoned
+    /// and done again later, like after a crash).
     pub fn stop(self) {
         for t in self.tasks {
             t.abort();

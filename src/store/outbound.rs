@@ -328,8 +328,8 @@ impl Store {
     }
 
     /// Hands the oldest message waiting on `mpc` for `partner` to a PullRequest: it becomes
-    /// `WAITING_FOR_RECEIPT` (attempt + 1), and a check is enqueued for `check_at`, when the
-    /// message is offered again (or given up) unless its receipt came. Returns the MessageId
+    /// `WAITING_FOR_RECEIPT` (attempt + 1), and a check is enqueued `check_after(attempt)` from
+    /// now, when the message is offered again (or given up) unless its receipt came. Returns the MessageId
     /// and attempt number.
     pub async fn take_for_pull(
         &self,
