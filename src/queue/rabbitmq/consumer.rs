@@ -103,7 +103,8 @@ impl Consumer for RabbitConsumer {
                 Ok(item) => {
                     return Ok(Delivery {
                         item,
-                        redelivered: delivery.redelivered,
+                        redelivered: delivery.redelivered
+                            || wire::is_possible_duplicate(&delivery.properties),
                         settle: Settle::Rabbit(Unacked {
                             shared: self.shared.clone(),
                             acker: delivery.acker,

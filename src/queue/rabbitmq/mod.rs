@@ -93,6 +93,8 @@ impl RabbitQueue {
                 poll_interval: config.poll_interval,
                 wake: relay_wake.clone(),
                 stop,
+                recovered_up_to: 0,
+                republish: std::collections::HashSet::new(),
             }
             .run(),
         );

@@ -7,7 +7,13 @@
 //! stays and is published again in a later round or after restart; the consumer side is
 //! idempotent by id. There must be one relay per database: the gateway starts it in
 //! [`super::RabbitQueue::open`].
+//!
+//! A row that may have reached the broker before — it was in the outbox when the relay
+//! started (a crash may have come between the broker's confirm and the delete), or this relay
+//! published it without a confirm — is published with the possible-duplicate header, so the
+//! consumer treats it as a redelivery ([`crate::queue::Delivery::redelivered`]).
 
+use std::collections::HashSet;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,11 +37,21 @@ pub(super) struct Relay {
     pub(super) poll_interval: Duration,
     pub(super) wake: Arc<Notify>,
     pub(super) stop: watch::Receiver<()>,
+    /// Rows with ids up to this one were in the outbox when the relay started.
+    pub(super) recovered_up_to: i64,
+    /// Rows this relay published without getting their confirm.
+    pub(super) republish: HashSet<i64>,
 }
 
 impl Relay {
     /// Relays until the queue is dropped.
     pub(super) async fn run(mut self) {
+        // Unknown (database not readable yet): treat every row as possibly published before.
+        self.recovered_up_to =
+            sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM queue_items")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap_or(i64::MAX);
         loop {
             let woken = self.wake.clone();
             let mut woken = pin!(woken.notified());
@@ -98,7 +114,10 @@ impl Relay {
                     self.work.as_str().into(),
                     publish_options(),
                     &body,
-                    wire::properties(None),
+                    wire::properties(
+                        (id <= self.recovered_up_to || self.republish.contains(&id))
+                            .then(wire::possible_duplicate_headers),
+                    ),
                 )
                 .await
             {
@@ -116,8 +135,14 @@ impl Relay {
                 .map_err(QueueError::from)
                 .and_then(|c| confirmed(c, &self.work))
             {
-                Ok(()) => done.push(id),
-                Err(error) => failure = Some(error),
+                Ok(()) => {
+                    self.republish.remove(&id);
+                    done.push(id);
+                }
+                Err(error) => {
+                    self.republish.insert(id);
+                    failure = Some(error);
+                }
             }
         }
         let mut tx = self.pool.begin().await?;

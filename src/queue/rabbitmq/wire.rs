@@ -62,6 +62,25 @@ pub(super) fn decode(body: &[u8]) -> Result<WorkItem, QueueError> {
     })
 }
 
+/// Header on a publish that may repeat an earlier one (see [`super::relay`]).
+const POSSIBLE_DUPLICATE_HEADER: &str = "x-as4gate-possible-duplicate";
+
+/// The headers of a publish that may repeat an earlier one.
+pub(super) fn possible_duplicate_headers() -> FieldTable {
+    let mut headers = FieldTable::default();
+    headers.insert(POSSIBLE_DUPLICATE_HEADER.into(), AMQPValue::Boolean(true));
+    headers
+}
+
+/// Whether a delivery's properties mark it as a possible repeat.
+pub(super) fn is_possible_duplicate(properties: &BasicProperties) -> bool {
+    properties.headers().as_ref().is_some_and(|h| {
+        h.inner()
+            .get(POSSIBLE_DUPLICATE_HEADER)
+            .is_some_and(|v| matches!(v, AMQPValue::Boolean(true)))
+    })
+}
+
 /// Properties of every publish: persistent JSON, with `headers` when given.
 pub(super) fn properties(headers: Option<FieldTable>) -> BasicProperties {
     let properties = BasicProperties::default()
