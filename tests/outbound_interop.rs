@@ -19,8 +19,12 @@
 //! `cryptography`, the tests are skipped with a printed reason, except with `CI=true`, where
 //! a missing tool fails them.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::repo;
 
 use as4gate::outbound::compose::{Composed, Outgoing, OutgoingPayload, SenderKeys, compose};
 use as4gate_pmode::PMode;
@@ -45,10 +49,6 @@ const XMLSEC1_ID_ATTRIBUTES: &[&str] = &[
     "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/:Messaging",
 ];
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn pki(rel: &str) -> PathBuf {
     repo().join("test-pki").join(rel)
 }
@@ -59,35 +59,10 @@ fn fixture(name: &str) -> PathBuf {
 
 /// A blue_gw → red_gw P-Mode that signs, and encrypts and compresses as asked.
 fn pmode(profile: &str, encrypt: bool, compress: bool) -> PMode {
-    let text = format!(
-        r#"
-[pmode]
-id = "outbound-interop"
-mep = "one-way"
-binding = "push"
-[pmode.agreement]
-value = "urn:as4gate:agreements:sample"
-[pmode.initiator]
-party_id = "blue_gw"
-party_type = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
-role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/initiator"
-[pmode.responder]
-party_id = "red_gw"
-party_type = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
-role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/responder"
-[pmode.business]
-service = "urn:as4gate:services:test-documents"
-service_type = "urn:as4gate:service-type"
-action = "Deliver"
-[pmode.security]
-profile = "{profile}"
-sign = true
-encrypt = {encrypt}
-[pmode.payload]
-compress = {compress}
-"#
-    );
-    PMode::from_toml_str(&text, Path::new("outbound-interop.toml")).unwrap()
+    let mut file = common::pair::PModeFile::new("outbound-interop", profile);
+    file.encrypt = encrypt;
+    file.compress = compress;
+    PMode::from_toml_str(&file.toml(), Path::new("outbound-interop.toml")).unwrap()
 }
 
 /// The DER of the first certificate in a test-pki PEM file.

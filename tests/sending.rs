@@ -8,227 +8,25 @@
 mod common;
 
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use as4gate::config::Config;
-use as4gate::gateway::{Running, start};
 use as4gate::outbound::submit::{PayloadSource, Submission, SubmittedPayload, submit};
+use as4gate::store::Store;
 use as4gate::store::outbound::{ACKNOWLEDGED, SEND_FAILURE};
-use as4gate::store::{MessageDetail, Store};
 use bytes::Bytes;
+use common::pair::{Node, PULL_MPC, count, endpoint, http_listener, wait_state, write_config};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
-/// A blue→red P-Mode; the action is the id, so every P-Mode matches on its own.
-fn pmode(id: &str, profile: &str, compress: bool, max_retries: u32) -> String {
-    format!(
-        r#"
-[pmode]
-id = "{id}"
-mep = "one-way"
-binding = "push"
-[pmode.agreement]
-value = "urn:as4gate:agreements:sample"
-[pmode.initiator]
-party_id = "blue_gw"
-party_type = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
-role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/initiator"
-[pmode.responder]
-party_id = "red_gw"
-party_type = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
-role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/responder"
-[pmode.business]
-service = "urn:as4gate:services:test-documents"
-service_type = "urn:as4gate:service-type"
-action = "{id}"
-[pmode.security]
-profile = "{profile}"
-sign = true
-encrypt = true
-[pmode.payload]
-compress = {compress}
-[pmode.reception_awareness]
-max_retries = {max_retries}
-retry_interval_secs = 1
-backoff = "constant"
-"#
-    )
-}
-
-/// The P-Modes both gateways load.
-const PMODES: &[(&str, &str, bool, u32)] = &[
-    ("b2r-115", "edelivery-as4-1.15", true, 30),
-    ("b2r-115-plain", "edelivery-as4-1.15", false, 30),
-    ("b2r-20", "edelivery-as4-2.0", true, 30),
-    ("b2r-20-plain", "edelivery-as4-2.0", false, 30),
-    ("b2r-115-give-up", "edelivery-as4-1.15", true, 2),
-];
-
-/// The MPC of the pull P-Mode.
-const PULL_MPC: &str = "urn:as4gate:mpc:red-inbox";
-
-/// The pull P-Mode: blue_gw's messages wait on an MPC until red_gw pulls them.
-fn pull_pmode() -> String {
-    pmode("b2r-pull", "edelivery-as4-1.15", true, 2)
-        .replace("binding = \"push\"", "binding = \"pull\"")
-        .replace(
-            "action = \"b2r-pull\"",
-            &format!("action = \"b2r-pull\"\nmpc = \"{PULL_MPC}\""),
-        )
-}
-
-/// Writes the configuration of `me` (talking to `other`, sending to `endpoint`) into `dir`;
-/// `extra` is appended.
-fn write_config(
-    dir: &Path,
-    me: &str,
-    other: &str,
-    listen: &str,
-    endpoint: Option<&str>,
-    extra: &str,
-) -> PathBuf {
-    let pki = common::repo().join("test-pki");
-    let pki = pki.display();
-    let pmodes = dir.join("pmodes");
-    std::fs::create_dir_all(&pmodes).unwrap();
-    for (id, profile, compress, retries) in PMODES {
-        std::fs::write(
-            pmodes.join(format!("{id}.toml")),
-            pmode(id, profile, *compress, *retries),
-        )
-        .unwrap();
-    }
-    std::fs::write(pmodes.join("b2r-pull.toml"), pull_pmode()).unwrap();
-    let endpoint = endpoint
-        .map(|e| format!("endpoint = \"{e}\"\ntimeout = \"5s\""))
-        .unwrap_or_default();
-    let text = format!(
-        r#"
-data_dir = "{data}"
-pmodes_dir = "{pmodes}"
-
-[gateway]
-party_id = "{me}"
-signing_certificate = "{pki}/{me}/rsa.crt"
-signing_key = "{pki}/{me}/rsa.key"
-trust_anchors = ["{pki}/ca/ca.crt"]
-
-[gateway.edelivery_2_0]
-signing_certificate = "{pki}/{me}/ed25519.crt"
-signing_key = "{pki}/{me}/ed25519.key"
-decryption_certificate = "{pki}/{me}/x25519.crt"
-decryption_key = "{pki}/{me}/x25519.key"
-
-[listen]
-http = "{listen}"
-
-[queue]
-poll_interval = "100ms"
-
-[[partner]]
-party_id = "{other}"
-signing_certificates = ["{pki}/{other}/rsa.crt", "{pki}/{other}/ed25519.crt"]
-encryption_certificates = ["{pki}/{other}/rsa.crt", "{pki}/{other}/x25519.crt"]
-{endpoint}
-
-{extra}
-"#,
-        data = dir.join("data").display(),
-        pmodes = pmodes.display(),
-    );
-    let path = dir.join("as4gate.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// A gateway running in this test process.
-struct Node {
-    _dir: tempfile::TempDir,
-    running: Running,
-}
-
-impl Node {
-    async fn start(me: &str, other: &str, listen: &str, endpoint: Option<&str>) -> Node {
-        Node::start_with(me, other, listen, endpoint, "").await
-    }
-
-    async fn start_with(
-        me: &str,
-        other: &str,
-        listen: &str,
-        endpoint: Option<&str>,
-        extra: &str,
-    ) -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let config = write_config(dir.path(), me, other, listen, endpoint, extra);
-        let running = start(Config::load(&config).unwrap()).await.unwrap();
-        Node { _dir: dir, running }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/as4", self.running.http.unwrap())
-    }
-
-    fn store(&self) -> &Store {
-        &self.running.shared.store
-    }
-
-    async fn submit(&self, pmode: &str, payloads: &[(&[u8], &str)]) -> String {
-        let shared = &self.running.shared;
-        submit(
-            &shared.gateway,
-            &shared.store,
-            &shared.blobs,
-            Submission {
-                pmode_id: pmode.into(),
-                final_recipient: Some("urn:as4gate:test:recipient".into()),
-                payloads: payloads
-                    .iter()
-                    .map(|(bytes, mime)| SubmittedPayload {
-                        source: PayloadSource::Bytes(bytes.to_vec()),
-                        mime_type: (*mime).into(),
-                        character_set: None,
-                        content_id: None,
-                    })
-                    .collect(),
-                ..Submission::default()
-            },
-        )
-        .await
-        .unwrap()
-        .message_id
-    }
-}
-
 /// Red (C3) receiving, and blue (C2) sending to `endpoint` (red's URL by default).
 async fn pair() -> (Node, Node) {
-    let red = Node::start("red_gw", "blue_gw", "127.0.0.1:0", None).await;
-    let blue = Node::start("blue_gw", "red_gw", "127.0.0.1:0", Some(&red.url())).await;
+    let red = Node::http("red_gw", "blue_gw", "127.0.0.1:0", None, "").await;
+    let blue = Node::http("blue_gw", "red_gw", "127.0.0.1:0", Some(&red.url()), "").await;
     (red, blue)
-}
-
-/// Waits until message `id` in `store` is in `state`; panics with its history otherwise.
-async fn wait_state(store: &Store, id: &str, state: &str, timeout: Duration) -> MessageDetail {
-    let start = Instant::now();
-    loop {
-        let detail = store.message(id).await.unwrap();
-        if let Some(d) = &detail
-            && d.state == state
-        {
-            return detail.unwrap();
-        }
-        if start.elapsed() > timeout {
-            panic!(
-                "{id} not {state} after {timeout:?}: {:?}",
-                detail.map(|d| (d.state, d.history))
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Waits until message `id` has failed `n` attempts (`WAITING_FOR_RETRY` entries).
@@ -242,10 +40,6 @@ async fn wait_retries(store: &Store, id: &str, n: usize) {
         assert!(start.elapsed() < Duration::from_secs(30), "{:?}", d.history);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn count(detail: &MessageDetail, state: &str) -> usize {
-    detail.history.iter().filter(|h| h.state == state).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,18 +118,19 @@ async fn two_gateways_exchange_under_1_15_and_2_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_down_first_then_up_gets_it_exactly_once() {
     let port = free_port();
-    let blue = Node::start(
+    let blue = Node::http(
         "blue_gw",
         "red_gw",
         "127.0.0.1:0",
         Some(&format!("http://127.0.0.1:{port}/as4")),
+        "",
     )
     .await;
     let id = blue
         .submit("b2r-115", &[(b"<late/>", "application/xml")])
         .await;
     wait_retries(blue.store(), &id, 2).await;
-    let red = Node::start("red_gw", "blue_gw", &format!("127.0.0.1:{port}"), None).await;
+    let red = Node::http("red_gw", "blue_gw", &format!("127.0.0.1:{port}"), None, "").await;
     let ours = wait_state(blue.store(), &id, ACKNOWLEDGED, Duration::from_secs(30)).await;
     let attempts = count(&ours, "SEND_IN_PROGRESS");
     assert!(attempts >= 3, "{:?}", ours.history);
@@ -352,11 +147,12 @@ async fn receiver_down_first_then_up_gets_it_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_never_up_ends_in_send_failure_with_missing_receipt() {
     let port = free_port();
-    let blue = Node::start(
+    let blue = Node::http(
         "blue_gw",
         "red_gw",
         "127.0.0.1:0",
         Some(&format!("http://127.0.0.1:{port}/as4")),
+        "",
     )
     .await;
     let id = blue
@@ -459,7 +255,7 @@ async fn forged_and_mismatched_receipts_are_refused_and_retried() {
     .record
     .receipt;
     let (url, seen) = meddler(red.url(), String::from_utf8(other_receipt).unwrap()).await;
-    let blue = Node::start("blue_gw", "red_gw", "127.0.0.1:0", Some(&url)).await;
+    let blue = Node::http("blue_gw", "red_gw", "127.0.0.1:0", Some(&url), "").await;
     let id = blue
         .submit("b2r-115", &[(b"<doc/>", "application/xml")])
         .await;
@@ -558,8 +354,8 @@ async fn kill_9_of_the_sender_mid_retry_loses_nothing() {
         dir.path(),
         "blue_gw",
         "red_gw",
-        "127.0.0.1:0",
-        Some(&format!("http://127.0.0.1:{port}/as4")),
+        &http_listener("127.0.0.1:0"),
+        &endpoint(&format!("http://127.0.0.1:{port}/as4")),
         "",
     );
     let payload = dir.path().join("doc.xml");
@@ -586,7 +382,7 @@ async fn kill_9_of_the_sender_mid_retry_loses_nothing() {
     wait_retries(&store, &id, 2).await;
     child.kill().unwrap();
     child.wait().unwrap();
-    let red = Node::start("red_gw", "blue_gw", &format!("127.0.0.1:{port}"), None).await;
+    let red = Node::http("red_gw", "blue_gw", &format!("127.0.0.1:{port}"), None, "").await;
     let (mut child, _) = common::spawn_gateway(&config);
     let ours = wait_state(&store, &id, ACKNOWLEDGED, Duration::from_secs(30)).await;
     child.kill().unwrap();
@@ -618,7 +414,7 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulled_messages_arrive_exactly_once_and_are_receipted() {
     // Blue holds the messages; red pulls them (it is the pull P-Mode's responder).
-    let blue = Node::start("blue_gw", "red_gw", "127.0.0.1:0", None).await;
+    let blue = Node::http("blue_gw", "red_gw", "127.0.0.1:0", None, "").await;
     let ids = [
         blue.submit("b2r-pull", &[(b"<pulled n='1'/>", "application/xml")])
             .await,
@@ -629,7 +425,7 @@ async fn pulled_messages_arrive_exactly_once_and_are_receipted() {
         let d = blue.store().message(id).await.unwrap().unwrap();
         assert_eq!(d.state, "READY_TO_PULL");
     }
-    let red = Node::start_with(
+    let red = Node::http(
         "red_gw",
         "blue_gw",
         "127.0.0.1:0",
@@ -680,7 +476,7 @@ fn pull_request(mpc: &str, key: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_requests_are_authorised_and_an_empty_mpc_is_a_warning() {
-    let blue = Node::start("blue_gw", "red_gw", "127.0.0.1:0", None).await;
+    let blue = Node::http("blue_gw", "red_gw", "127.0.0.1:0", None, "").await;
     let id = blue
         .submit("b2r-pull", &[(b"<kept/>", "application/xml")])
         .await;

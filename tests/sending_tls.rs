@@ -7,6 +7,8 @@
 //! after [`IDLE_TIMEOUT`], a server's `Connection: close` or its own close is honoured, and no
 //! more than `concurrency` connections are opened at once.
 
+mod common;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,66 +16,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use as4gate::config::Config;
 use as4gate::delivery::transport::{HttpSender, IDLE_TIMEOUT};
 use as4gate::delivery::{BackendConfig, Binding, RetrySchedule};
-use as4gate::gateway::{Running, start};
-use as4gate::outbound::submit::{PayloadSource, Submission, SubmittedPayload, submit};
 use as4gate::store::outbound::{ACKNOWLEDGED, SEND_FAILURE};
-use as4gate::store::{MessageDetail, Store};
 use bytes::Bytes;
+use common::pair::{Node, count, wait_state};
 use http_body_util::{BodyExt, Full};
 use hyper::header::HeaderMap;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-
-/// The test PKI.
-fn pki() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-pki")
-}
-
-/// A blue→red P-Mode; the action is the id, so every P-Mode matches on its own.
-fn pmode(id: &str, profile: &str, compress: bool, max_retries: u32) -> String {
-    format!(
-        r#"
-[pmode]
-id = "{id}"
-mep = "one-way"
-binding = "push"
-[pmode.agreement]
-value = "urn:as4gate:agreements:sample"
-[pmode.initiator]
-party_id = "blue_gw"
-party_type = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
-role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/initiator"
-[pmode.responder]
-party_id = "red_gw"
-party_type = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
-role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/responder"
-[pmode.business]
-service = "urn:as4gate:services:test-documents"
-service_type = "urn:as4gate:service-type"
-action = "{id}"
-[pmode.security]
-profile = "{profile}"
-sign = true
-encrypt = true
-[pmode.payload]
-compress = {compress}
-[pmode.reception_awareness]
-max_retries = {max_retries}
-retry_interval_secs = 1
-backoff = "constant"
-"#
-    )
-}
-
-/// The P-Modes both gateways load: id, profile, compress, max_retries.
-const PMODES: &[(&str, &str, bool, u32)] = &[
-    ("b2r-115", "edelivery-as4-1.15", true, 30),
-    ("b2r-20", "edelivery-as4-2.0", true, 30),
-    ("b2r-115-give-up", "edelivery-as4-1.15", true, 2),
-];
 
 /// How a gateway is reached and reaches its partner.
 enum Role<'a> {
@@ -89,17 +40,8 @@ enum Role<'a> {
 
 /// Writes the configuration of `me` (talking to `other`) into `dir`.
 fn write_config(dir: &Path, me: &str, other: &str, role: Role<'_>) -> PathBuf {
-    let pki = pki();
+    let pki = common::repo().join("test-pki");
     let pki = pki.display();
-    let pmodes = dir.join("pmodes");
-    std::fs::create_dir_all(&pmodes).unwrap();
-    for (id, profile, compress, retries) in PMODES {
-        std::fs::write(
-            pmodes.join(format!("{id}.toml")),
-            pmode(id, profile, *compress, *retries),
-        )
-        .unwrap();
-    }
     let (listen, partner) = match role {
         Role::Receiver => (
             format!(
@@ -129,91 +71,23 @@ client_ca = ["{pki}/ca/ca.crt"]"#
             )
         }
     };
-    let text = format!(
-        r#"
-data_dir = "{data}"
-pmodes_dir = "{pmodes}"
-
-[gateway]
-party_id = "{me}"
-signing_certificate = "{pki}/{me}/rsa.crt"
-signing_key = "{pki}/{me}/rsa.key"
-trust_anchors = ["{pki}/ca/ca.crt"]
-
-[gateway.edelivery_2_0]
-signing_certificate = "{pki}/{me}/ed25519.crt"
-signing_key = "{pki}/{me}/ed25519.key"
-decryption_certificate = "{pki}/{me}/x25519.crt"
-decryption_key = "{pki}/{me}/x25519.key"
-
-{listen}
-
-[queue]
-poll_interval = "100ms"
-
-[[partner]]
-party_id = "{other}"
-signing_certificates = ["{pki}/{other}/rsa.crt", "{pki}/{other}/ed25519.crt"]
-encryption_certificates = ["{pki}/{other}/rsa.crt", "{pki}/{other}/x25519.crt"]
-{partner}
-"#,
-        data = dir.join("data").display(),
-        pmodes = pmodes.display(),
-    );
-    let path = dir.join("as4gate.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::pair::write_config(dir, me, other, &listen, &partner, "")
 }
 
-/// A gateway running in this test process.
-struct Node {
-    _dir: tempfile::TempDir,
-    running: Running,
-}
-
-impl Node {
-    async fn start(me: &str, other: &str, role: Role<'_>) -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let config = write_config(dir.path(), me, other, role);
-        let running = start(Config::load(&config).unwrap()).await.unwrap();
-        Node { _dir: dir, running }
-    }
-
-    fn store(&self) -> &Store {
-        &self.running.shared.store
-    }
-
-    async fn submit(&self, pmode: &str, payload: &[u8]) -> String {
-        let shared = &self.running.shared;
-        submit(
-            &shared.gateway,
-            &shared.store,
-            &shared.blobs,
-            Submission {
-                pmode_id: pmode.into(),
-                final_recipient: Some("urn:as4gate:test:recipient".into()),
-                payloads: vec![SubmittedPayload {
-                    source: PayloadSource::Bytes(payload.to_vec()),
-                    mime_type: "application/xml".into(),
-                    character_set: None,
-                    content_id: None,
-                }],
-                ..Submission::default()
-            },
-        )
-        .await
-        .unwrap()
-        .message_id
-    }
+/// Starts `me` (talking to `other`) in `role`.
+async fn node(me: &str, other: &str, role: Role<'_>) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), me, other, role);
+    Node::start(dir, &config).await
 }
 
 /// Red receiving on HTTPS with client certificates required, and blue sending to it with or
 /// without its client certificate, through a TCP relay that counts blue's connections.
 async fn pair(client_certificate: bool) -> (Node, Node, Arc<AtomicUsize>) {
-    let red = Node::start("red_gw", "blue_gw", Role::Receiver).await;
+    let red = node("red_gw", "blue_gw", Role::Receiver).await;
     let (relay, connections) = counting_relay(red.running.https.unwrap()).await;
     let endpoint = format!("https://{relay}/as4");
-    let blue = Node::start(
+    let blue = node(
         "blue_gw",
         "red_gw",
         Role::Sender {
@@ -248,37 +122,18 @@ async fn counting_relay(target: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
     (address, connections)
 }
 
-/// Waits until message `id` in `store` is in `state`; panics with its history otherwise.
-async fn wait_state(store: &Store, id: &str, state: &str, timeout: Duration) -> MessageDetail {
-    let start = Instant::now();
-    loop {
-        let detail = store.message(id).await.unwrap();
-        if let Some(d) = &detail
-            && d.state == state
-        {
-            return detail.unwrap();
-        }
-        if start.elapsed() > timeout {
-            panic!(
-                "{id} not {state} after {timeout:?}: {:?}",
-                detail.map(|d| (d.state, d.history))
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn count(detail: &MessageDetail, state: &str) -> usize {
-    detail.history.iter().filter(|h| h.state == state).count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_over_mutual_tls_and_gets_receipts() {
     let (red, blue, connections) = pair(true).await;
     // One after the other, each acknowledged before the next is submitted: well within the
     // idle timeout of each other, so they share one TLS connection.
     for pmode in ["b2r-115", "b2r-20", "b2r-115", "b2r-20"] {
-        let id = blue.submit(pmode, b"<invoice>over TLS</invoice>").await;
+        let id = blue
+            .submit(
+                pmode,
+                &[(b"<invoice>over TLS</invoice>", "application/xml")],
+            )
+            .await;
         let ours = wait_state(blue.store(), &id, ACKNOWLEDGED, Duration::from_secs(60)).await;
         assert_eq!(count(&ours, "SEND_IN_PROGRESS"), 1, "{:?}", ours.history);
         assert!(
@@ -305,7 +160,9 @@ async fn sends_over_mutual_tls_and_gets_receipts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_client_certificate_the_handshake_is_refused_and_retried() {
     let (red, blue, connections) = pair(false).await;
-    let id = blue.submit("b2r-115-give-up", b"<refused/>").await;
+    let id = blue
+        .submit("b2r-115-give-up", &[(b"<refused/>", "application/xml")])
+        .await;
     let ours = wait_state(blue.store(), &id, SEND_FAILURE, Duration::from_secs(30)).await;
     // 1 + max_retries (2) attempts, every one refused in the TLS handshake.
     assert_eq!(count(&ours, "SEND_IN_PROGRESS"), 3, "{:?}", ours.history);

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod backend;
+pub mod pair;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -29,32 +30,12 @@ pub fn pki(rel: &str) -> PathBuf {
 
 /// A sign-only P-Mode (no encryption, no compression) used to reach the signature and
 /// decompression checks with plaintext attachments.
-pub const SIGN_ONLY_PMODE: &str = r#"
-[pmode]
-id = "blue-to-red-sign-only"
-mep = "one-way"
-binding = "push"
-[pmode.agreement]
-value = "urn:as4gate:agreements:sample"
-[pmode.initiator]
-party_id = "blue_gw"
-party_type = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
-role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/initiator"
-[pmode.responder]
-party_id = "red_gw"
-party_type = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
-role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/responder"
-[pmode.business]
-service = "urn:as4gate:services:test-documents"
-service_type = "urn:as4gate:service-type"
-action = "SubmitSignedOnly"
-[pmode.security]
-profile = "edelivery-as4-1.15"
-sign = true
-encrypt = false
-[pmode.payload]
-compress = false
-"#;
+pub fn sign_only_pmode() -> String {
+    let mut file = pair::PModeFile::new("blue-to-red-sign-only", "edelivery-as4-1.15");
+    file.encrypt = false;
+    file.compress = false;
+    file.toml()
+}
 
 /// Writes a gateway configuration (red_gw receiving from blue_gw) into `dir` and returns its
 /// path. `extra` is appended verbatim (for example a `[limits]` table).
@@ -65,7 +46,7 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     for name in ["blue-to-red.toml", "ping.toml"] {
         std::fs::copy(repo.join("samples/pmodes").join(name), pmodes.join(name)).unwrap();
     }
-    std::fs::write(pmodes.join("sign-only.toml"), SIGN_ONLY_PMODE).unwrap();
+    std::fs::write(pmodes.join("sign-only.toml"), sign_only_pmode()).unwrap();
     let text = format!(
         r#"
 data_dir = "{data}"
@@ -147,7 +128,7 @@ impl Sender {
     /// "blue_gw/rsa-expired").
     pub fn with_key(pmode: &str, key: &str) -> Sender {
         let pmode = if pmode == "sign-only" {
-            PMode::from_toml_str(SIGN_ONLY_PMODE, Path::new("sign-only.toml")).unwrap()
+            PMode::from_toml_str(&sign_only_pmode(), Path::new("sign-only.toml")).unwrap()
         } else {
             PMode::load_file(&repo().join("samples/pmodes").join(format!("{pmode}.toml"))).unwrap()
         };
