@@ -304,7 +304,7 @@ impl Inner {
                 .await?;
             return Ok(Settlement::DeadLetter(DeadReason::NoRoute));
         };
-        let Some(message) = self.store.message(&row.message_id).await? else {
+        let Some(message) = self.store.message_for_delivery(&row.message_id).await? else {
             let error = "the stored message is missing".to_owned();
             self.store
                 .record_delivery(dead(&row, DeadReason::PermanentError, error, false))

@@ -21,7 +21,7 @@ pub const MAX_RETRY_DELAY: Duration = Duration::from_millis(u32::MAX as u64);
 pub const MAX_PREFIX_BYTES: usize = 200;
 
 /// Default of [`QueueConfig::prefetch`].
-const DEFAULT_PREFETCH: NonZeroU16 = NonZeroU16::new(32).unwrap();
+const DEFAULT_PREFETCH: NonZeroU16 = NonZeroU16::new(256).unwrap();
 
 /// Default of [`QueueConfig::relay_batch`].
 const DEFAULT_RELAY_BATCH: NonZeroU16 = NonZeroU16::new(256).unwrap();
@@ -49,7 +49,7 @@ pub struct QueueConfig {
     /// Prefix of every queue and exchange name (default `as4gate`). Gateways sharing a
     /// broker and a work stream use the same prefix.
     pub prefix: String,
-    /// Most unsettled deliveries one consumer holds at a time (default 32; AMQP
+    /// Most unsettled deliveries one consumer holds at a time (default 256; AMQP
     /// `basic.qos` with RabbitMQ).
     pub prefetch: NonZeroU16,
     /// Delays before the 2nd, 3rd, … attempt (default `["30s", "2m", "10m", "1h", "6h"]`).

@@ -342,13 +342,35 @@ impl Store {
 
     /// One message with payloads and history.
     pub async fn message(&self, message_id: &str) -> Result<Option<MessageDetail>, StoreError> {
-        let Some(r) = sqlx::query(
+        self.load(message_id, true).await
+    }
+
+    /// One message as delivery needs it: record and payloads, without the envelope, the
+    /// receipt (both empty) and the history (empty), which are the large or many parts.
+    pub async fn message_for_delivery(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<MessageDetail>, StoreError> {
+        self.load(message_id, false).await
+    }
+
+    async fn load(
+        &self,
+        message_id: &str,
+        full: bool,
+    ) -> Result<Option<MessageDetail>, StoreError> {
+        let evidence = if full {
+            "envelope, receipt"
+        } else {
+            "X'' AS envelope, X'' AS receipt"
+        };
+        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT message_id, state, pmode_id, from_party, from_role, to_party, to_role, service,
                  service_type, action, conversation_id, agreement, mpc, ref_to_message_id,
-                 message_timestamp, message_properties, is_test, signer_certificate, envelope,
-                 receipt, received_at
-             FROM messages WHERE message_id = ?",
-        )
+                 message_timestamp, message_properties, is_test, signer_certificate, {evidence},
+                 received_at
+             FROM messages WHERE message_id = ?"
+        )))
         .bind(message_id)
         .fetch_optional(&self.pool)
         .await?
@@ -378,19 +400,24 @@ impl Store {
                 inline: p.get(7),
             });
         }
-        let history = sqlx::query(
-            "SELECT state, at, detail FROM state_history WHERE message_id = ? ORDER BY seq",
-        )
-        .bind(message_id)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|h| StateChange {
-            state: h.get(0),
-            at: h.get(1),
-            detail: h.get(2),
-        })
-        .collect();
+        let history_rows = if full {
+            sqlx::query(
+                "SELECT state, at, detail FROM state_history WHERE message_id = ? ORDER BY seq",
+            )
+            .bind(message_id)
+            .fetch_all(&self.pool)
+            .await?
+        } else {
+            Vec::new()
+        };
+        let history = history_rows
+            .into_iter()
+            .map(|h| StateChange {
+                state: h.get(0),
+                at: h.get(1),
+                detail: h.get(2),
+            })
+            .collect();
         let record = InboundRecord {
             message_id: r.get(0),
             pmode_id: r.get(2),
