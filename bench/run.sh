@@ -4,10 +4,16 @@
 # directory, default durable storage), and writes bench/RESULTS.md with the machine, the commit,
 # the exact commands and the results. Takes about 5-10 minutes on 2 cores.
 #
+# The end-to-end rows (`--deliver rest`) also route every message through the embedded queue or
+# RabbitMQ to a REST back-end inside as4load and wait until each is delivered; the RabbitMQ row
+# needs a local broker (amqp://guest:guest@127.0.0.1:5672, `rabbitmqctl` on the PATH) and
+# deletes its own queues afterwards.
+#
 #   bench/run.sh                 # everything
 #   AS4LOAD_DATA=/some/disk bench/run.sh   # put the gateway's data directory on another disk
 #
-# Any failed message fails the run (as4load exits non-zero); RESULTS.md is written anyway.
+# Any failed message, and any missing or repeated delivery, fails the run (as4load exits
+# non-zero); RESULTS.md is written anyway.
 set -euo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,9 +39,12 @@ MATRIX=(
   "10 MiB, C=4|--messages 20 --concurrency 4 --payload-bytes 10485760"
   "1 GiB, C=1|--messages 1 --concurrency 1 --payload-bytes 1073741824"
   "diagnosis: 1 KiB, C=64, sqlite_synchronous=normal|--messages 5000 --concurrency 64 --payload-bytes 1024 --warmup 64 --store-sync normal"
+  "e2e 1 KiB, C=64, embedded queue|--messages 5000 --concurrency 64 --payload-bytes 1024 --warmup 64 --deliver rest --queue embedded"
+  "e2e 1 KiB, C=64, RabbitMQ|--messages 5000 --concurrency 64 --payload-bytes 1024 --warmup 64 --deliver rest --queue rabbitmq"
 )
 
 ROWS=()
+E2E_ROWS=()
 LOADS=()
 COMMANDS=()
 STATUS=0
@@ -53,11 +62,20 @@ for entry in "${MATRIX[@]}"; do
   set -e
   echo "$out" | tee -a "$LOG"
   row="$(echo "$out" | sed -n 's/^ROW //p')"
+  e2e="$(echo "$out" | sed -n 's/^E2E //p')"
   if [[ $rc -ne 0 ]]; then
     STATUS=1
     row="${row:-| $label | FAILED (exit $rc, see target/run.log) | | | | | | | | | | | |}"
+    if [[ " ${args[*]} " == *" --deliver "* ]]; then
+      e2e="${e2e:-| $label | FAILED (exit $rc, see target/run.log) | | | | | | | | | | |}"
+    fi
   fi
   ROWS+=("$row")
+  if [[ -n "$e2e" ]]; then
+    # A failed end-to-end run keeps its numbers but must not pass for a clean one.
+    if [[ $rc -ne 0 ]]; then e2e="${e2e% |} (run FAILED, exit $rc) |"; fi
+    E2E_ROWS+=("$e2e")
+  fi
 done
 
 echo "== openssl speed -seconds 2 rsa2048"
@@ -86,6 +104,26 @@ rss_1g="$(col "${ROWS[4]}" 14)"
 t1="$(awk -v v="$best_1k" 'BEGIN {print (v >= 1500) ? "met" : "**MISSED**"}')"
 t2="$(echo "$rss_1g" | awk '{print ($2 == "MiB" && $1 + 0 < 100 && $1 + 0 > 0) ? "met" : "**MISSED**"}')"
 
+# End-to-end rows (E2E lines): column 3 = queue, 7 = delivered messages/s, 9 = gateway CPU per
+# message over the whole window, 10 = broker CPU per message, 13 = repeats / missing / strays.
+e2e_row() {
+  local r
+  for r in "${E2E_ROWS[@]}"; do
+    [[ "$(col "$r" 3)" == "$1" ]] && { echo "$r"; return; }
+  done
+}
+e2e_rabbit="$(e2e_row rabbitmq)"
+e2e_embedded="$(e2e_row embedded)"
+rate_rabbit="$(col "$e2e_rabbit" 7)"
+broker_ms="$(col "$e2e_rabbit" 10)"
+# Met only with the rate reached and every message delivered exactly once (a clean run).
+t3="$(awk -v v="$rate_rabbit" -v clean="$(col "$e2e_rabbit" 13)" \
+  'BEGIN {print (v + 0 >= 1500 && clean == "0 / 0 / 0") ? "met" : "**MISSED**"}')"
+gw_rabbit="$(col "$e2e_rabbit" 9)"
+gw_embedded="$(col "$e2e_embedded" 9)"
+gw_diff="$(awk -v r="${gw_rabbit% ms}" -v e="${gw_embedded% ms}" \
+  'BEGIN {if (r + 0 > 0 && e + 0 > 0) printf "%+.2f ms (%.2f ms with RabbitMQ, %.2f ms embedded)", r - e, r, e; else print "n/a"}')"
+
 {
   echo "# as4gate inbound benchmark results"
   echo
@@ -109,6 +147,15 @@ t2="$(echo "$rss_1g" | awk '{print ($2 == "MiB" && $1 + 0 < 100 && $1 + 0 > 0) ?
   echo "  same 2 cores (1 runtime thread) and posts over loopback HTTP/1.1 keep-alive."
   echo "- Latency: from sending the request to having read the whole answer; every answer must"
   echo "  be HTTP 200 with a receipt referring to the message sent."
+  echo "- End-to-end rows (\`--deliver rest\`): the gateway also has a \`[queue]\` (embedded, or"
+  echo "  RabbitMQ with publisher confirms, manual acks and a prefix of its own per run), one REST"
+  echo "  \`[[backend]]\` (concurrency 32, prefetch 32) and one subscription taking every message. The"
+  echo "  back-end is an HTTP/1.1 sink inside as4load (same 2 cores) that answers 200 and counts"
+  echo "  distinct MessageIds; a missing or repeated delivery fails the row. Warm-up messages are"
+  echo "  delivered before timing starts. Delivered messages/s = N / (first request sent → the sink"
+  echo "  has seen all N). Gateway and broker CPU are read from \`/proc/<pid>/stat\` (the broker:"
+  echo "  RabbitMQ's \`beam.smp\`) at both ends of that window and divided by N; \"broker idle\" is"
+  echo "  its CPU use in the 2 s before the window (other users, housekeeping)."
   echo
   echo "## Targets"
   echo
@@ -116,12 +163,21 @@ t2="$(echo "$rss_1g" | awk '{print ($2 == "MiB" && $1 + 0 < 100 && $1 + 0 > 0) ?
   echo "|---|---|---|"
   echo "| >= 1,500 receipted 1 KiB messages/s, durable storage | $best_1k messages/s (best of C=16, C=64) | $t1 |"
   echo "| 1 GiB attachment passes, gateway peak RSS < 100 MB | ${rss_1g:-n/a} | $t2 |"
+  echo "| ≥ 1,500 msgs/s end-to-end through RabbitMQ (1 KiB, receipt to confirmed back-end delivery, each delivered once) | ${rate_rabbit:-n/a} messages/s delivered; broker CPU ${broker_ms:-n/a} per message | $t3 |"
   echo
   echo "## Results"
   echo
   echo "| Run | Payload | Messages | C | Messages/s | MB/s (wire) | p50 | p99 | max | Failures | Gateway CPU (100 % = 1 core) | Gateway CPU per message | Gateway peak RSS |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for r in "${ROWS[@]}"; do echo "$r"; done
+  echo
+  echo "## End to end: receipt to back-end delivery"
+  echo
+  echo "| Run | Queue | Messages | C | Receipted msgs/s | Delivered msgs/s (e2e) | Lag after last receipt | Gateway CPU per message (whole window) | Broker CPU per message | Broker CPU (100 % = 1 core) | Broker idle before | Repeats / missing / strays |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  for r in "${E2E_ROWS[@]}"; do echo "$r"; done
+  echo
+  echo "Gateway CPU per delivered message, RabbitMQ minus embedded: $gw_diff."
   echo
   echo "## Commands"
   echo

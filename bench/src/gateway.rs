@@ -2,6 +2,11 @@
 //! directory, on a free loopback port, its log in the data directory. While it runs its CPU
 //! time can be read from `/proc/<pid>/stat`; when it stops, its peak resident set size is read
 //! from `VmHWM` in `/proc/<pid>/status`.
+//!
+//! For end-to-end runs the configuration also routes every received message to one REST
+//! back-end (the generator's sink): a `[queue]` section (embedded, or RabbitMQ with the run's
+//! own prefix), one `[[backend]]`, one `[[delivery_queue]]` taking every message and one
+//! `[[subscription]]`.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -27,6 +32,39 @@ pub enum StoreSync {
     Normal,
 }
 
+/// Which queue carries the delivery work of an end-to-end run (`[queue] backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueKind {
+    /// Tables in the gateway's SQLite database.
+    Embedded,
+    /// RabbitMQ quorum queues with publisher confirms and manual acks.
+    Rabbitmq,
+}
+
+impl QueueKind {
+    /// The configuration value, also used in result rows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueKind::Embedded => "embedded",
+            QueueKind::Rabbitmq => "rabbitmq",
+        }
+    }
+}
+
+/// Delivery of every received message to the sink (end-to-end runs).
+pub struct DeliveryOptions<'a> {
+    /// The sink's URL (the `[[backend]]` url).
+    pub sink_url: &'a str,
+    /// Which queue.
+    pub queue: QueueKind,
+    /// With RabbitMQ: the broker URL and this run's queue-name prefix.
+    pub rabbitmq: Option<(&'a str, &'a str)>,
+    /// `[[backend]] concurrency`: exchanges in flight to the sink.
+    pub backend_concurrency: usize,
+    /// `[queue] prefetch`: unsettled work items the delivery worker holds.
+    pub prefetch: u16,
+}
+
 /// What to start.
 pub struct SpawnOptions<'a> {
     /// The `as4gate` binary.
@@ -39,6 +77,8 @@ pub struct SpawnOptions<'a> {
     pub dir: &'a Path,
     /// SQLite durability.
     pub store_sync: StoreSync,
+    /// Delivery to the sink, for end-to-end runs.
+    pub delivery: Option<DeliveryOptions<'a>>,
 }
 
 /// A gateway process started by the generator.
@@ -218,9 +258,73 @@ signing_certificates = ["{repo}/test-pki/blue_gw/rsa.crt"]
         pmodes = pmodes.display(),
         repo = repo.display(),
     );
+    let text = match &options.delivery {
+        Some(delivery) => text + &delivery_sections(delivery)?,
+        None => text,
+    };
     let path = dir.join("as4gate.toml");
     std::fs::write(&path, text)?;
     Ok(path)
+}
+
+/// The `[queue]`, `[[backend]]`, `[[delivery_queue]]` and `[[subscription]]` sections of an
+/// end-to-end run. The back-end's retry interval is short so that a failed push would come
+/// back within the run (and show up as a repeat or a late delivery) instead of in 30 s.
+fn delivery_sections(delivery: &DeliveryOptions<'_>) -> anyhow::Result<String> {
+    let queue = match (delivery.queue, delivery.rabbitmq) {
+        (QueueKind::Embedded, _) => format!(
+            r#"
+[queue]
+backend = "embedded"
+prefetch = {prefetch}
+"#,
+            prefetch = delivery.prefetch
+        ),
+        (QueueKind::Rabbitmq, Some((url, prefix))) => {
+            let delays: Vec<String> = crate::broker::RETRY_DELAYS
+                .iter()
+                .map(|d| format!("\"{d}\""))
+                .collect();
+            format!(
+                r#"
+[queue]
+backend = "rabbitmq"
+url = "{url}"
+prefix = "{prefix}"
+prefetch = {prefetch}
+retry_delays = [{delays}]
+"#,
+                prefetch = delivery.prefetch,
+                delays = delays.join(", ")
+            )
+        }
+        (QueueKind::Rabbitmq, None) => {
+            anyhow::bail!("a RabbitMQ run needs a broker URL and prefix")
+        }
+    };
+    Ok(format!(
+        r#"{queue}
+[[backend]]
+id = "sink"
+binding = "rest"
+url = "{sink}"
+timeout = "30s"
+concurrency = {concurrency}
+retry = {{ interval = "1s", backoff = "fixed", max_interval = "1s", max_attempts = 10 }}
+
+[[delivery_queue]]
+name = "bench"
+description = "every message as4load sends"
+ttl = "1h"
+
+[[subscription]]
+id = "bench-sink"
+queue = "bench"
+backend = "sink"
+"#,
+        sink = delivery.sink_url,
+        concurrency = delivery.backend_concurrency,
+    ))
 }
 
 #[cfg(test)]
@@ -232,6 +336,53 @@ mod tests {
         let status = "Name:\tas4gate\nVmPeak:\t  2000 kB\nVmHWM:\t   51234 kB\nVmRSS:\t 100 kB\n";
         assert_eq!(status_kib(status, "VmHWM:"), Some(51234));
         assert_eq!(status_kib(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn end_to_end_config_loads_in_the_gateway() {
+        let repo = PathBuf::from(crate::REPO);
+        let pmode = repo.join("samples/pmodes/blue-to-red.toml");
+        for (queue, rabbitmq) in [
+            (QueueKind::Embedded, None),
+            (
+                QueueKind::Rabbitmq,
+                Some((crate::broker::DEFAULT_URL, "as4load-x")),
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = SpawnOptions {
+                binary: Path::new("as4gate"),
+                repo: &repo,
+                pmode: &pmode,
+                dir: dir.path(),
+                store_sync: StoreSync::Full,
+                delivery: Some(DeliveryOptions {
+                    sink_url: "http://127.0.0.1:9/deliver",
+                    queue,
+                    rabbitmq,
+                    backend_concurrency: 32,
+                    prefetch: 48,
+                }),
+            };
+            let path = write_config(&options, "127.0.0.1:9".parse().unwrap()).unwrap();
+            let config = as4gate::config::Config::load(&path).unwrap();
+            let backend = match queue {
+                QueueKind::Embedded => as4gate::queue::QueueBackendKind::Embedded,
+                QueueKind::Rabbitmq => as4gate::queue::QueueBackendKind::Rabbitmq,
+            };
+            assert_eq!(config.queue.backend, backend);
+            assert_eq!(config.queue.prefetch.get(), 48);
+            assert_eq!(config.backends[0].concurrency, 32);
+            assert_eq!(
+                config
+                    .router()
+                    .unwrap()
+                    .subscription("bench-sink")
+                    .unwrap()
+                    .backend,
+                "sink"
+            );
+        }
     }
 
     #[test]

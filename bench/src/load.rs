@@ -2,6 +2,11 @@
 //! (hyper-util's pooled client), each taking the next message from a shared counter, and
 //! record every request's latency (first byte sent to last byte of the answer received) and
 //! whether the answer is an HTTP 200 carrying a receipt that refers to the message sent.
+//!
+//! In end-to-end runs it also watches the sink: the warm-up messages must all be delivered
+//! before timing starts; the timed window then runs from the first request sent until the sink
+//! has seen every timed MessageId, and the gateway's and the broker's CPU time are read at
+//! both ends of that window.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +23,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::AsyncReadExt;
 
 use crate::messages::Prebuilt;
+use crate::sink::Sink;
 
 /// Read size when streaming a body from disk.
 const FILE_CHUNK: usize = 256 * 1024;
@@ -25,6 +31,12 @@ const FILE_CHUNK: usize = 256 * 1024;
 const SHOWN_FAILURES: usize = 3;
 /// How much of a failed answer is printed.
 const SHOWN_ANSWER_CHARS: usize = 600;
+/// How long the broker's CPU time is sampled before timing starts, to show what it uses
+/// while the run is not sending (other users of the broker, its own housekeeping).
+const BROKER_IDLE_SAMPLE: Duration = Duration::from_secs(2);
+/// How long the sink keeps counting after the last delivery, so that a repeat that comes
+/// right behind it fails the run too.
+const REPEAT_GRACE: Duration = Duration::from_secs(1);
 
 type RequestBody = BoxBody<Bytes, std::io::Error>;
 type HttpClient = Client<HttpConnector, RequestBody>;
@@ -41,6 +53,46 @@ pub struct Plan<'a> {
     pub concurrency: usize,
     /// The gateway's pid, when its CPU time can be sampled.
     pub gateway_pid: Option<u32>,
+    /// End-to-end runs: where the gateway delivers to.
+    pub delivery: Option<DeliveryWatch<'a>>,
+}
+
+/// What an end-to-end run watches besides the receipts.
+pub struct DeliveryWatch<'a> {
+    /// The back-end sink the gateway pushes to.
+    pub sink: &'a Sink,
+    /// The queue kind, for the report.
+    pub queue: &'static str,
+    /// The RabbitMQ server's pid, when its CPU time is measured.
+    pub broker_pid: Option<u32>,
+    /// How long to wait for the deliveries after the last receipt (and for the warm-up's).
+    pub timeout: Duration,
+}
+
+/// What the sink saw in the timed part of an end-to-end run.
+#[derive(Debug)]
+pub struct DeliveryOutcome {
+    /// `embedded` or `rabbitmq`.
+    pub queue: &'static str,
+    /// Distinct timed messages delivered.
+    pub delivered: usize,
+    /// Timed messages not delivered within the timeout.
+    pub missing: usize,
+    /// Deliveries of a message already delivered (warm-up included).
+    pub repeats: usize,
+    /// Deliveries of ids not sent by this run, and requests without a readable id.
+    pub strays: usize,
+    /// From the first timed request sent to the last timed message's first delivery (`None`
+    /// when some never came).
+    pub elapsed: Option<Duration>,
+    /// From the last receipt read to the last delivery.
+    pub lag: Option<Duration>,
+    /// The gateway's CPU time from the first timed request until all were delivered.
+    pub gateway_cpu: Option<Duration>,
+    /// The broker's CPU time over the same window.
+    pub broker_cpu: Option<Duration>,
+    /// The broker's CPU use just before timing, in percent of one core.
+    pub broker_idle_percent: Option<f64>,
 }
 
 /// What the timed part measured.
@@ -60,6 +112,8 @@ pub struct Outcome {
     pub gateway_cpu: Option<Duration>,
     /// The generator's own CPU time during the timed part.
     pub generator_cpu: Duration,
+    /// End-to-end runs: the deliveries.
+    pub delivery: Option<DeliveryOutcome>,
 }
 
 /// Posts the plan's messages and measures.
@@ -75,18 +129,76 @@ pub async fn run(plan: &Plan<'_>) -> anyhow::Result<Outcome> {
             "{failures} warm-up messages were not receipted"
         );
     }
+    if let Some(watch) = &plan.delivery {
+        let seen = watch.sink.wait_warmup(watch.timeout).await;
+        anyhow::ensure!(
+            seen.warmup_seen == plan.warmup,
+            "only {} of {} warm-up messages were delivered within {:?}",
+            seen.warmup_seen,
+            plan.warmup,
+            watch.timeout
+        );
+    }
+    let broker_pid = plan.delivery.as_ref().and_then(|w| w.broker_pid);
+    let broker_idle_percent = match broker_pid {
+        Some(pid) => {
+            let before = crate::gateway::cpu_time(pid)?;
+            tokio::time::sleep(BROKER_IDLE_SAMPLE).await;
+            let used = crate::gateway::cpu_time(pid)?.saturating_sub(before);
+            Some(used.as_secs_f64() / BROKER_IDLE_SAMPLE.as_secs_f64() * 100.0)
+        }
+        None => None,
+    };
     let own_pid = std::process::id();
     let gateway_before = plan.gateway_pid.map(crate::gateway::cpu_time).transpose()?;
+    let broker_before = broker_pid.map(crate::gateway::cpu_time).transpose()?;
     let generator_before = crate::gateway::cpu_time(own_pid)?;
     let started = Instant::now();
     let range = plan.warmup..plan.prebuilt.len();
     let (latencies, failures) = post_range(&client, plan, range.clone()).await?;
     let elapsed = started.elapsed();
+    let receipted_at = Instant::now();
     let gateway_cpu = match (plan.gateway_pid, gateway_before) {
         (Some(pid), Some(before)) => Some(crate::gateway::cpu_time(pid)?.saturating_sub(before)),
         _ => None,
     };
     let generator_cpu = crate::gateway::cpu_time(own_pid)?.saturating_sub(generator_before);
+    let delivery = match &plan.delivery {
+        Some(watch) => {
+            let seen = watch.sink.wait_timed(watch.timeout).await;
+            let cpu_since = |pid: Option<u32>, before: Option<Duration>| match (pid, before) {
+                (Some(pid), Some(before)) => {
+                    crate::gateway::cpu_time(pid).map(|now| Some(now.saturating_sub(before)))
+                }
+                _ => Ok(None),
+            };
+            let gateway_cpu = cpu_since(plan.gateway_pid, gateway_before)?;
+            let broker_cpu = cpu_since(broker_pid, broker_before)?;
+            let seen = if seen.timed_completed_at.is_some() {
+                tokio::time::sleep(REPEAT_GRACE).await;
+                watch.sink.progress()
+            } else {
+                seen
+            };
+            Some(DeliveryOutcome {
+                queue: watch.queue,
+                delivered: seen.timed_seen,
+                missing: seen.timed_total() - seen.timed_seen,
+                repeats: seen.repeats,
+                strays: seen.unknown + seen.malformed,
+                elapsed: seen
+                    .timed_completed_at
+                    .map(|at| at.saturating_duration_since(started)),
+                lag: seen
+                    .timed_completed_at
+                    .map(|at| at.saturating_duration_since(receipted_at)),
+                gateway_cpu,
+                broker_cpu,
+                broker_idle_percent,
+            })
+        }
+        None => None,
+    };
     Ok(Outcome {
         messages: range.len(),
         failures,
@@ -95,6 +207,7 @@ pub async fn run(plan: &Plan<'_>) -> anyhow::Result<Outcome> {
         bytes_sent: range.map(|i| plan.prebuilt.wire_bytes(i)).sum(),
         gateway_cpu,
         generator_cpu,
+        delivery,
     })
 }
 

@@ -7,24 +7,35 @@
 //! with C concurrent tasks over loopback HTTP/1.1 keep-alive, checks that every answer is an
 //! HTTP 200 carrying a receipt for the message sent, and prints throughput, latency
 //! percentiles, failures and — when it started the gateway itself — the gateway's peak RSS.
+//!
+//! With `--deliver rest` the run is end to end: the spawned gateway routes every message to a
+//! REST back-end played by the generator's own sink ([`sink`]) through the queue chosen with
+//! `--queue` (embedded, or RabbitMQ with a prefix of its own that is deleted afterwards,
+//! [`broker`]), and the run also reports delivered messages/s, the delivery lag, gateway CPU
+//! per delivered message and, with RabbitMQ, the broker's CPU per message. A missing, repeated
+//! or unattributable delivery fails the run like a missing receipt does.
 #![forbid(unsafe_code)]
 
+mod broker;
 mod gateway;
 mod load;
 mod messages;
 mod payload;
 mod report;
+mod sink;
 mod spooled;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 
-use crate::gateway::{SpawnOptions, SpawnedGateway, StoreSync};
+use crate::gateway::{DeliveryOptions, QueueKind, SpawnOptions, SpawnedGateway, StoreSync};
 use crate::messages::{Prebuilt, Sender};
 use crate::report::Summary;
+use crate::sink::Sink;
 
 /// Repository root (the bench package lives in `bench/`).
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -32,6 +43,20 @@ const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 /// Payloads at least this large are composed into files on disk and streamed from there, so the
 /// generator never holds them in memory.
 const ON_DISK_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Default of `--backend-concurrency`: exchanges in flight from the gateway to the sink.
+const DEFAULT_BACKEND_CONCURRENCY: usize = 32;
+/// Default of `--prefetch`: the gateway's own default for unsettled work items.
+const DEFAULT_PREFETCH: u16 = 32;
+/// Default of `--delivery-timeout`, seconds.
+const DEFAULT_DELIVERY_TIMEOUT_SECS: u64 = 120;
+
+/// How received messages leave the gateway in an end-to-end run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Deliver {
+    /// One multipart/form-data POST per message to the generator's sink.
+    Rest,
+}
 
 /// Command line of `as4load`.
 #[derive(Debug, Parser)]
@@ -77,6 +102,27 @@ struct Args {
     /// Worker threads of the generator's own runtime.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
+    /// End to end: the spawned gateway delivers every message to the generator's sink over
+    /// this binding, and the run waits for and counts the deliveries.
+    #[arg(long, value_enum, requires = "spawn_gateway")]
+    deliver: Option<Deliver>,
+    /// Which queue carries the delivery work (with --deliver).
+    #[arg(long, value_enum, default_value_t = QueueKind::Embedded, requires = "deliver")]
+    queue: QueueKind,
+    /// The RabbitMQ broker for `--queue rabbitmq`; the run uses queues of its own prefix
+    /// and deletes them at the end.
+    #[arg(long, default_value = broker::DEFAULT_URL)]
+    rabbitmq_url: String,
+    /// `[[backend]] concurrency` of the spawned gateway (with --deliver).
+    #[arg(long, default_value_t = DEFAULT_BACKEND_CONCURRENCY)]
+    backend_concurrency: usize,
+    /// `[queue] prefetch` of the spawned gateway (with --deliver).
+    #[arg(long, default_value_t = DEFAULT_PREFETCH)]
+    prefetch: u16,
+    /// How long to wait for the deliveries after the last receipt, in seconds; what has not
+    /// arrived by then counts as missing.
+    #[arg(long, default_value_t = DEFAULT_DELIVERY_TIMEOUT_SECS)]
+    delivery_timeout: u64,
     /// A label printed in the result row (for the results table).
     #[arg(long, default_value = "")]
     label: String,
@@ -85,13 +131,27 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
-        Ok(summary) if summary.failures == 0 => ExitCode::SUCCESS,
         Ok(summary) => {
-            eprintln!(
-                "as4load: FAILED: {} of {} messages were not receipted",
-                summary.failures, summary.messages
-            );
-            ExitCode::FAILURE
+            let mut ok = true;
+            if summary.failures > 0 {
+                eprintln!(
+                    "as4load: FAILED: {} of {} messages were not receipted",
+                    summary.failures, summary.messages
+                );
+                ok = false;
+            }
+            if let Some(e2e) = summary.e2e.as_ref().filter(|e| !e.is_clean()) {
+                eprintln!(
+                    "as4load: FAILED: deliveries: {} missing, {} repeated, {} not from this run",
+                    e2e.missing, e2e.repeats, e2e.strays
+                );
+                ok = false;
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("as4load: error: {e:#}");
@@ -142,49 +202,125 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         prebuilt.wire_bytes(0)
     );
 
-    let mut spawned = None;
-    let url = match &args.url {
-        Some(url) => url.clone(),
-        None => {
-            let gateway_bin = match &args.gateway_bin {
-                Some(p) => p.clone(),
-                None => std::env::current_exe()?
-                    .parent()
-                    .context("the directory of as4load")?
-                    .join("as4gate"),
-            };
-            let g = SpawnedGateway::start(&SpawnOptions {
-                binary: &gateway_bin,
-                repo: &repo,
-                pmode: &pmode_path,
-                dir: work.path(),
-                store_sync: args.store_sync,
-            })?;
-            let url = g.url();
-            spawned = Some(g);
-            url
-        }
-    };
-    eprintln!(
-        "as4load: posting {} messages (+{} warm-up) with concurrency {} to {url}",
-        args.messages, args.warmup, args.concurrency
-    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads)
         .enable_all()
         .build()?;
+    let sink = match args.deliver {
+        Some(Deliver::Rest) => {
+            let _context = runtime.enter();
+            let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+                .context("binding the back-end sink")?;
+            Some(Sink::start(listener, prebuilt.message_ids(), args.warmup)?)
+        }
+        None => None,
+    };
+    let prefix =
+        (args.deliver.is_some() && args.queue == QueueKind::Rabbitmq).then(broker::unique_prefix);
+    let sink_url = sink.as_ref().map(Sink::url);
+    let delivery = sink_url.as_deref().map(|sink_url| DeliveryOptions {
+        sink_url,
+        queue: args.queue,
+        rabbitmq: prefix
+            .as_deref()
+            .map(|prefix| (args.rabbitmq_url.as_str(), prefix)),
+        backend_concurrency: args.backend_concurrency,
+        prefetch: args.prefetch,
+    });
+    let gateway_bin = match (&args.url, &args.gateway_bin) {
+        (Some(_), _) => None,
+        (None, Some(path)) => Some(path.clone()),
+        (None, None) => Some(
+            std::env::current_exe()?
+                .parent()
+                .context("the directory of as4load")?
+                .join("as4gate"),
+        ),
+    };
+    let spawn = gateway_bin.as_deref().map(|binary| SpawnOptions {
+        binary,
+        repo: &repo,
+        pmode: &pmode_path,
+        dir: work.path(),
+        store_sync: args.store_sync,
+        delivery,
+    });
+    let result = post_and_measure(args, spawn, &prebuilt, &runtime, sink.as_ref());
+    drop(sink);
+    if let Some(prefix) = &prefix {
+        // Also after a failed run: the gateway may have declared the topology before failing.
+        let scratch = work.path().join("broker-cleanup");
+        std::fs::create_dir_all(&scratch)?;
+        let cleaned = runtime.block_on(broker::delete_topology(
+            &args.rabbitmq_url,
+            prefix,
+            &scratch,
+        ));
+        match (&result, cleaned) {
+            (_, Ok(())) => eprintln!("as4load: deleted the broker queues of prefix {prefix}"),
+            (Ok(_), Err(e)) => return Err(e.context("cleaning up the broker")),
+            (Err(_), Err(e)) => eprintln!("as4load: cleaning up the broker failed too: {e:#}"),
+        }
+    }
+    let summary = result?;
+    summary.print(&args.label);
+    Ok(summary)
+}
+
+/// Starts the gateway (with `spawn`), posts, waits for the deliveries of an end-to-end run
+/// and stops the gateway.
+fn post_and_measure(
+    args: &Args,
+    spawn: Option<SpawnOptions<'_>>,
+    prebuilt: &Prebuilt,
+    runtime: &tokio::runtime::Runtime,
+    sink: Option<&Sink>,
+) -> anyhow::Result<Summary> {
+    let mut spawned = spawn.as_ref().map(SpawnedGateway::start).transpose()?;
+    let url = match (&args.url, &spawned) {
+        (Some(url), _) => url.clone(),
+        (None, Some(gateway)) => gateway.url(),
+        (None, None) => anyhow::bail!("neither --url nor --spawn-gateway"),
+    };
+    let broker_pid = match (sink, args.queue) {
+        (Some(_), QueueKind::Rabbitmq) => Some(broker::rabbitmq_pid()?),
+        _ => None,
+    };
+    eprintln!(
+        "as4load: posting {} messages (+{} warm-up) with concurrency {} to {url}{}",
+        args.messages,
+        args.warmup,
+        args.concurrency,
+        match sink {
+            Some(sink) => format!(
+                ", delivered through the {} queue to {}",
+                args.queue.as_str(),
+                sink.url()
+            ),
+            None => String::new(),
+        }
+    );
     let outcome = runtime.block_on(load::run(&load::Plan {
         url: &url,
-        prebuilt: &prebuilt,
+        prebuilt,
         warmup: args.warmup,
         concurrency: args.concurrency,
         gateway_pid: spawned.as_ref().map(SpawnedGateway::pid),
+        delivery: sink.map(|sink| load::DeliveryWatch {
+            sink,
+            queue: args.queue.as_str(),
+            broker_pid,
+            timeout: Duration::from_secs(args.delivery_timeout),
+        }),
     }))?;
     let peak_rss = match &mut spawned {
         Some(g) => Some(g.stop()?),
         None => None,
     };
-    let summary = Summary::new(args.payload_bytes, args.concurrency, &outcome, peak_rss);
-    summary.print(&args.label);
-    Ok(summary)
+    Ok(Summary::new(
+        args.payload_bytes,
+        args.concurrency,
+        &outcome,
+        peak_rss,
+    ))
 }

@@ -108,6 +108,14 @@ impl Prebuilt {
         }
     }
 
+    /// The MessageIds in order.
+    pub fn message_ids(&self) -> Vec<String> {
+        match self {
+            Prebuilt::InMemory(v) => v.iter().map(|m| m.message_id.clone()).collect(),
+            Prebuilt::OnDisk(v) => v.iter().map(|m| m.message_id.clone()).collect(),
+        }
+    }
+
     /// The HTTP body size of message `i`.
     pub fn wire_bytes(&self, i: usize) -> u64 {
         match self {

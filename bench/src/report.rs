@@ -1,10 +1,14 @@
 //! Turning an [`Outcome`] into numbers: messages/s, MB/s, latency percentiles (nearest rank),
 //! CPU use of gateway and generator, and the gateway's peak RSS; printed for people and as one
 //! Markdown table row (prefixed `ROW `) that `run.sh` collects into `RESULTS.md`.
+//!
+//! End-to-end runs add the delivery numbers (delivered messages/s over the whole window, the
+//! lag behind the last receipt, gateway and broker CPU per message, repeats and missing
+//! deliveries) and a second row, prefixed `E2E `, for the end-to-end table.
 
 use std::time::Duration;
 
-use crate::load::Outcome;
+use crate::load::{DeliveryOutcome, Outcome};
 
 /// The numbers of one run.
 #[derive(Debug)]
@@ -37,6 +41,67 @@ pub struct Summary {
     pub gateway_cpu_ms_per_message: Option<f64>,
     /// Gateway peak RSS in bytes.
     pub peak_rss: Option<u64>,
+    /// End-to-end runs: the delivery numbers.
+    pub e2e: Option<EndToEnd>,
+}
+
+/// The delivery numbers of an end-to-end run.
+#[derive(Debug)]
+pub struct EndToEnd {
+    /// `embedded` or `rabbitmq`.
+    pub queue: &'static str,
+    /// Timed messages the sink saw at least once.
+    pub delivered: usize,
+    /// Timed messages never delivered within the timeout.
+    pub missing: usize,
+    /// Deliveries of an already delivered message.
+    pub repeats: usize,
+    /// Deliveries the sink could not attribute to a message of the run.
+    pub strays: usize,
+    /// Messages per second from the first request to the last first delivery (`None` when
+    /// some are missing).
+    pub per_second: Option<f64>,
+    /// The whole window.
+    pub elapsed: Option<Duration>,
+    /// From the last receipt to the last delivery.
+    pub lag: Option<Duration>,
+    /// Gateway CPU milliseconds per message over the whole window.
+    pub gateway_cpu_ms_per_message: Option<f64>,
+    /// Broker CPU milliseconds per message over the whole window.
+    pub broker_cpu_ms_per_message: Option<f64>,
+    /// Broker CPU use over the window, percent of one core.
+    pub broker_cpu_percent: Option<f64>,
+    /// Broker CPU use just before the window, percent of one core.
+    pub broker_idle_percent: Option<f64>,
+}
+
+impl EndToEnd {
+    fn new(messages: usize, d: &DeliveryOutcome) -> EndToEnd {
+        let per_message = |cpu: Duration| cpu.as_secs_f64() * 1000.0 / messages.max(1) as f64;
+        let window = d.elapsed.map(|e| e.as_secs_f64().max(f64::MIN_POSITIVE));
+        EndToEnd {
+            queue: d.queue,
+            delivered: d.delivered,
+            missing: d.missing,
+            repeats: d.repeats,
+            strays: d.strays,
+            per_second: window.map(|w| d.delivered as f64 / w),
+            elapsed: d.elapsed,
+            lag: d.lag,
+            gateway_cpu_ms_per_message: d.gateway_cpu.map(per_message),
+            broker_cpu_ms_per_message: d.broker_cpu.map(per_message),
+            broker_cpu_percent: match (d.broker_cpu, window) {
+                (Some(cpu), Some(w)) => Some(cpu.as_secs_f64() / w * 100.0),
+                _ => None,
+            },
+            broker_idle_percent: d.broker_idle_percent,
+        }
+    }
+
+    /// Every timed message delivered exactly once and nothing else.
+    pub fn is_clean(&self) -> bool {
+        self.missing == 0 && self.repeats == 0 && self.strays == 0
+    }
 }
 
 impl Summary {
@@ -69,6 +134,10 @@ impl Summary {
                 .gateway_cpu
                 .map(|c| c.as_secs_f64() * 1000.0 / outcome.messages.max(1) as f64),
             peak_rss,
+            e2e: outcome
+                .delivery
+                .as_ref()
+                .map(|d| EndToEnd::new(outcome.messages, d)),
         }
     }
 
@@ -116,6 +185,59 @@ impl Summary {
             self.peak_rss
                 .map(|b| format!("{:.1} MiB", b as f64 / 1024.0 / 1024.0))
                 .unwrap_or_else(|| "n/a".into()),
+        );
+        if let Some(e2e) = &self.e2e {
+            e2e.print(label, self.messages, self.concurrency, self.per_second);
+        }
+    }
+}
+
+impl EndToEnd {
+    /// Prints the delivery numbers and the `E2E ` row.
+    fn print(&self, label: &str, messages: usize, concurrency: usize, receipted: f64) {
+        let ms2 = |v: Option<f64>| {
+            v.map(|v| format!("{v:.2} ms"))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        let pct = |v: Option<f64>| {
+            v.map(|v| format!("{v:.1} %"))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        let rate = self
+            .per_second
+            .map(|r| format!("{r:.1}"))
+            .unwrap_or_else(|| "n/a (incomplete)".into());
+        let lag = self.lag.map(ms).unwrap_or_else(|| "n/a".into());
+        println!("queue:           {}", self.queue);
+        println!(
+            "delivered:       {} of {messages} ({} missing, {} repeats, {} strays)",
+            self.delivered, self.missing, self.repeats, self.strays
+        );
+        println!(
+            "end-to-end:      {rate} messages/s over {}",
+            self.elapsed.map(ms).unwrap_or_else(|| "n/a".into())
+        );
+        println!("delivery lag:    {lag} after the last receipt");
+        println!(
+            "gateway CPU e2e: {} per message",
+            ms2(self.gateway_cpu_ms_per_message)
+        );
+        println!(
+            "broker CPU:      {} per message ({} of one core; {} before the run)",
+            ms2(self.broker_cpu_ms_per_message),
+            pct(self.broker_cpu_percent),
+            pct(self.broker_idle_percent)
+        );
+        println!(
+            "E2E | {label} | {} | {messages} | {concurrency} | {receipted:.1} | {rate} | {lag} | {} | {} | {} | {} | {} / {} / {} |",
+            self.queue,
+            ms2(self.gateway_cpu_ms_per_message),
+            ms2(self.broker_cpu_ms_per_message),
+            pct(self.broker_cpu_percent),
+            pct(self.broker_idle_percent),
+            self.repeats,
+            self.missing,
+            self.strays,
         );
     }
 }
@@ -184,6 +306,7 @@ mod tests {
             bytes_sent: 2_000_000,
             gateway_cpu: Some(Duration::from_secs(3)),
             generator_cpu: Duration::from_secs(1),
+            delivery: None,
         };
         let s = Summary::new(1024, 4, &outcome, Some(50 << 20));
         assert_eq!(s.per_second, 4.0);
@@ -191,5 +314,37 @@ mod tests {
         assert_eq!(s.gateway_cpu_percent, Some(150.0));
         assert_eq!(s.generator_cpu_percent, 50.0);
         assert_eq!(s.gateway_cpu_ms_per_message, Some(300.0));
+        assert!(s.e2e.is_none());
+    }
+
+    #[test]
+    fn end_to_end_rates_and_costs_are_per_timed_message() {
+        let delivery = DeliveryOutcome {
+            queue: "rabbitmq",
+            delivered: 10,
+            missing: 0,
+            repeats: 0,
+            strays: 0,
+            elapsed: Some(Duration::from_secs(4)),
+            lag: Some(Duration::from_secs(2)),
+            gateway_cpu: Some(Duration::from_secs(5)),
+            broker_cpu: Some(Duration::from_secs(1)),
+            broker_idle_percent: Some(0.5),
+        };
+        let e = EndToEnd::new(10, &delivery);
+        assert_eq!(e.per_second, Some(2.5));
+        assert_eq!(e.gateway_cpu_ms_per_message, Some(500.0));
+        assert_eq!(e.broker_cpu_ms_per_message, Some(100.0));
+        assert_eq!(e.broker_cpu_percent, Some(25.0));
+        assert!(e.is_clean());
+        let incomplete = DeliveryOutcome {
+            delivered: 9,
+            missing: 1,
+            elapsed: None,
+            ..delivery
+        };
+        let e = EndToEnd::new(10, &incomplete);
+        assert_eq!(e.per_second, None);
+        assert!(!e.is_clean());
     }
 }
