@@ -118,14 +118,7 @@ async fn two_gateways_exchange_under_1_15_and_2_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_down_first_then_up_gets_it_exactly_once() {
     let port = free_port();
-    let blue = Node::http(
-        "blue_gw",
-        "red_gw",
-        "127.0.0.1:0",
-        Some(&format!("http://127.0.0.1:{port}/as4")),
-        "",
-    )
-    .await;
+    let blue = sender_to(port).await;
     let id = blue
         .submit("b2r-115", &[(b"<late/>", "application/xml")])
         .await;
@@ -147,14 +140,7 @@ async fn receiver_down_first_then_up_gets_it_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_never_up_ends_in_send_failure_with_missing_receipt() {
     let port = free_port();
-    let blue = Node::http(
-        "blue_gw",
-        "red_gw",
-        "127.0.0.1:0",
-        Some(&format!("http://127.0.0.1:{port}/as4")),
-        "",
-    )
-    .await;
+    let blue = sender_to(port).await;
     let id = blue
         .submit("b2r-115-give-up", &[(b"<x/>", "application/xml")])
         .await;
@@ -400,6 +386,12 @@ async fn kill_9_of_the_sender_mid_retry_loses_nothing() {
             .unwrap(),
         b"<doc>kill</doc>"
     );
+}
+
+/// Blue sending to red at loopback `port`, where nothing may listen yet.
+async fn sender_to(port: u16) -> Node {
+    let url = format!("http://127.0.0.1:{port}/as4");
+    Node::http("blue_gw", "red_gw", "127.0.0.1:0", Some(&url), "").await
 }
 
 /// A loopback port nothing listens on (yet).

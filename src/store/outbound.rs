@@ -299,16 +299,7 @@ impl Store {
                 )
             }
             SendOutcome::Failed { code, error } => {
-                sqlx::query(
-                    "UPDATE sends SET error_code = ?, last_error = ?, updated_at = ?
-                     WHERE message_id = ?",
-                )
-                .bind(code)
-                .bind(error)
-                .bind(&at)
-                .bind(message_id)
-                .execute(&mut *tx)
-                .await?;
+                record_failure(&mut tx, message_id, code, error, &at).await?;
                 (SEND_FAILURE, format!("{code}: {error}"))
             }
         };
@@ -451,16 +442,7 @@ impl Store {
                 &[WAITING_FOR_RECEIPT],
             ),
             SendOutcome::Failed { code, error } => {
-                sqlx::query(
-                    "UPDATE sends SET error_code = ?, last_error = ?, updated_at = ?
-                     WHERE message_id = ?",
-                )
-                .bind(code)
-                .bind(error)
-                .bind(&at)
-                .bind(message_id)
-                .execute(&mut *tx)
-                .await?;
+                record_failure(&mut tx, message_id, code, error, &at).await?;
                 (
                     SEND_FAILURE,
                     format!("{code}: {error}"),
@@ -522,6 +504,26 @@ fn send_row(r: &sqlx::sqlite::SqliteRow) -> SendRow {
         error_code: r.get(4),
         last_error: r.get(5),
     }
+}
+
+/// Records the ebMS code and error a send ended with.
+async fn record_failure(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    message_id: &str,
+    code: &str,
+    error: &str,
+    at: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE sends SET error_code = ?, last_error = ?, updated_at = ? WHERE message_id = ?",
+    )
+    .bind(code)
+    .bind(error)
+    .bind(at)
+    .bind(message_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn set_state(
