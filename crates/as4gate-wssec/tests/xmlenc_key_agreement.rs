@@ -257,8 +257,8 @@ fn fragment_has_the_as4_2_0_agreement_shape() {
             r#"Algorithm="http://www.w3.org/2021/04/xmldsig-more#hkdf""#,
             r#"<dsig-more:HKDFParams xmlns:dsig-more="http://www.w3.org/2021/04/xmldsig-more#">"#,
             r#"<dsig-more:PRF Algorithm="http://www.w3.org/2001/04/xmldsig-more#hmac-sha256"/>"#,
-            "<dsig-more:Salt><dsig-more:Specified>",
-            "<dsig-more:KeyLength>128</dsig-more:KeyLength>",
+            "<dsig-more:Salt>",
+            "<dsig-more:KeyLength>16</dsig-more:KeyLength>",
             "<xenc:OriginatorKeyInfo><dsig11:DEREncodedKeyValue",
             "<xenc:RecipientKeyInfo><wsse:SecurityTokenReference",
         ] {
@@ -394,9 +394,13 @@ fn tampered_wrapped_key_fails_with_key_unwrap_failed() {
 fn key_length_other_than_128_bits_is_refused() {
     for profile in Profile::ALL {
         let envelope = encrypt(profile, RecipientKeyReference::IssuerSerial).envelope;
+        assert!(
+            !envelope.contains("<dsig-more:Salt><"),
+            "{profile:?}: Salt not plain"
+        );
         for length in ["256", "32", "0", "-128", "one hundred"] {
             let changed = envelope.replace(
-                "<dsig-more:KeyLength>128</dsig-more:KeyLength>",
+                "<dsig-more:KeyLength>16</dsig-more:KeyLength>",
                 &format!("<dsig-more:KeyLength>{length}</dsig-more:KeyLength>"),
             );
             assert_ne!(changed, envelope);
@@ -408,12 +412,24 @@ fn key_length_other_than_128_bits_is_refused() {
                 "{profile:?} KeyLength {length}"
             );
         }
-        // 16 is the same length in bytes, as Apache Santuario (Domibus, phase4) writes it.
-        let santuario = envelope.replace(
-            "<dsig-more:KeyLength>128</dsig-more:KeyLength>",
-            "<dsig-more:KeyLength>16</dsig-more:KeyLength>",
+        // 128 is the same length in bits, as go-as4 writes it, with its Salt in `Specified`.
+        let go_as4 = envelope
+            .replace(
+                "<dsig-more:KeyLength>16</dsig-more:KeyLength>",
+                "<dsig-more:KeyLength>128</dsig-more:KeyLength>",
+            )
+            .replace("<dsig-more:Salt>", "<dsig-more:Salt><dsig-more:Specified>")
+            .replace(
+                "</dsig-more:Salt>",
+                "</dsig-more:Specified></dsig-more:Salt>",
+            );
+        let plan = read_plan(&go_as4).expect("go-as4 form");
+        let original = read_plan(&envelope).unwrap();
+        assert_eq!(
+            profile.agreement(&plan.keys()[0]).salt,
+            profile.agreement(&original.keys()[0]).salt,
+            "{profile:?}: the Specified salt is the same salt"
         );
-        assert!(read_plan(&santuario).is_ok(), "{profile:?} KeyLength 16");
     }
 }
 

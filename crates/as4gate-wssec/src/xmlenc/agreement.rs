@@ -20,9 +20,13 @@
 //! key. HKDFParams is read in the RFC 9231 namespace and, for interop with early
 //! implementations, in the 2001/04 xmldsig-more namespace.
 //!
-//! Outbound ([`agreement_method_xml`]) we write what the reader above, go-as4 and the RFC 9231
-//! examples use: HKDFParams in the RFC 9231 namespace with PRF hmac-sha256, a fresh 32-byte
-//! `Salt/Specified`, no Info and `KeyLength` 128; the ephemeral key as `DEREncodedKeyValue`.
+//! Outbound ([`agreement_method_xml`]) we write what Apache Santuario (the XML-security engine
+//! under Domibus and phase4) writes and reads: HKDFParams in the RFC 9231 namespace with PRF
+//! hmac-sha256, a fresh 32-byte Salt as plain base64 text (Santuario reads only the Salt's
+//! own text, so a `Salt/Specified` wrapper would derive a different key there), no Info and
+//! `KeyLength` 16 (bytes, as Santuario's `HKDFParamsImpl` writes it); the ephemeral key as
+//! `DEREncodedKeyValue`. go-as4 reads KeyLength as bits and a Salt only inside `Specified`, so
+//! it cannot read Santuario's form either; we follow the engine most partners run.
 
 use aws_lc_rs::agreement;
 use base64::Engine;
@@ -323,8 +327,8 @@ pub(crate) fn agreement_method_xml(
          <xenc11:KeyDerivationMethod xmlns:xenc11=\"{XENC11_NS}\" Algorithm=\"{HKDF}\">\
          <dsig-more:HKDFParams xmlns:dsig-more=\"{DSIG_MORE_NS}\">\
          <dsig-more:PRF Algorithm=\"{HMAC_SHA256}\"/>\
-         <dsig-more:Salt><dsig-more:Specified>{salt}</dsig-more:Specified></dsig-more:Salt>\
-         <dsig-more:KeyLength>{KEK_BITS}</dsig-more:KeyLength>\
+         <dsig-more:Salt>{salt}</dsig-more:Salt>\
+         <dsig-more:KeyLength>{KEK_BYTES}</dsig-more:KeyLength>\
          </dsig-more:HKDFParams></xenc11:KeyDerivationMethod>\
          <xenc:OriginatorKeyInfo><dsig11:DEREncodedKeyValue xmlns:dsig11=\"{DSIG11_NS}\">{spki}\
          </dsig11:DEREncodedKeyValue></xenc:OriginatorKeyInfo>\
