@@ -5,9 +5,10 @@
 //! - **Blob first, then record.** Payloads larger than the inline threshold are committed as
 //!   blob files (fsynced and renamed) before the transaction that inserts the row naming them;
 //!   smaller payloads and the received envelope live in the rows themselves.
-//! - **Group commit.** One writer task owns the write connection. Accepted messages queue up
-//!   for it; it inserts every message waiting (up to [`MAX_GROUP_COMMIT`]) in one transaction
-//!   and answers each caller only after that transaction committed, so one WAL fsync covers a
+//! - **Group commit.** One writer task owns the write connection. Accepted messages, delivery
+//!   outcomes and the start and outcome of send attempts queue up for it; it applies every job
+//!   waiting (up to [`MAX_GROUP_COMMIT`]) in one transaction and answers each caller only after
+//!   that transaction committed, so one WAL fsync covers a
 //!   whole group under load while an idle gateway still commits each message at once.
 //! - **All of a message or nothing.** Its row, payload rows, first state-history entry and
 //!   signed receipt are inserted together. The receipt is returned to the partner only after
@@ -222,6 +223,19 @@ enum WriteJob {
         change: DeliveryChange,
         done: oneshot::Sender<Result<bool, StoreError>>,
     },
+    /// The start of a send attempt ([`Store::start_send`]).
+    StartSend {
+        message_id: String,
+        at: String,
+        done: oneshot::Sender<Result<Option<u32>, StoreError>>,
+    },
+    /// The outcome of a send attempt ([`Store::finish_send`]).
+    FinishSend {
+        message_id: String,
+        outcome: Box<outbound::SendOutcome>,
+        at: String,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 impl WriteJob {
@@ -233,6 +247,12 @@ impl WriteJob {
             WriteJob::Delivery { done, .. } => {
                 let _ = done.send(Err(error));
             }
+            WriteJob::StartSend { done, .. } => {
+                let _ = done.send(Err(error));
+            }
+            WriteJob::FinishSend { done, .. } => {
+                let _ = done.send(Err(error));
+            }
         }
     }
 }
@@ -241,6 +261,8 @@ impl WriteJob {
 enum Answer {
     Insert(InsertOutcome),
     Delivery(bool),
+    StartSend(Option<u32>),
+    FinishSend,
 }
 
 impl Store {
@@ -293,24 +315,28 @@ impl Store {
         record: InboundRecord,
         routes: Vec<Route>,
     ) -> Result<InsertOutcome, StoreError> {
-        let (done, outcome) = oneshot::channel();
-        self.writer
-            .send(WriteJob::Insert {
-                record: Box::new(record),
-                routes,
-                done,
-            })
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        outcome.await.map_err(|_| StoreError::WriterStopped)?
+        self.write(|done| WriteJob::Insert {
+            record: Box::new(record),
+            routes,
+            done,
+        })
+        .await
     }
 
     /// Records a delivery outcome (group-committed); returns whether the delivery was in the
     /// state the change expects (see [`DeliveryChange`]).
     pub async fn record_delivery(&self, change: DeliveryChange) -> Result<bool, StoreError> {
+        self.write(|done| WriteJob::Delivery { change, done }).await
+    }
+
+    /// Hands the job `job(done)` to the writer and waits until the group holding it committed.
+    async fn write<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> WriteJob,
+    ) -> Result<T, StoreError> {
         let (done, outcome) = oneshot::channel();
         self.writer
-            .send(WriteJob::Delivery { change, done })
+            .send(job(done))
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         outcome.await.map_err(|_| StoreError::WriterStopped)?
@@ -466,6 +492,12 @@ async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<W
                         (WriteJob::Delivery { done, .. }, Answer::Delivery(changed)) => {
                             let _ = done.send(Ok(changed));
                         }
+                        (WriteJob::StartSend { done, .. }, Answer::StartSend(attempt)) => {
+                            let _ = done.send(Ok(attempt));
+                        }
+                        (WriteJob::FinishSend { done, .. }, Answer::FinishSend) => {
+                            let _ = done.send(Ok(()));
+                        }
                         (job, _) => job.fail(StoreError::WriterStopped),
                     }
                 }
@@ -499,6 +531,18 @@ async fn commit_group(
             }
             WriteJob::Delivery { change, .. } => {
                 Answer::Delivery(deliveries::apply(&mut tx, change, now).await?)
+            }
+            WriteJob::StartSend { message_id, at, .. } => {
+                Answer::StartSend(outbound::start_send_in(&mut tx, message_id, at).await?)
+            }
+            WriteJob::FinishSend {
+                message_id,
+                outcome,
+                at,
+                ..
+            } => {
+                outbound::finish_send_in(&mut tx, message_id, outcome, at).await?;
+                Answer::FinishSend
             }
         });
     }

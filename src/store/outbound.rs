@@ -30,7 +30,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use super::deliveries::history;
-use super::{InboundRecord, Store, StoreError, insert_payloads, timestamp};
+use super::{InboundRecord, Store, StoreError, WriteJob, insert_payloads, timestamp};
 use crate::queue::{WorkItem, outbox};
 
 /// Subscriber name of send work items in the queue.
@@ -223,99 +223,35 @@ impl Store {
 
     /// Starts attempt `attempts + 1` of a message that is waiting to be sent; returns the
     /// attempt number, or `None` when the message is not waiting (already final, or another
-    /// attempt is under way).
+    /// attempt is under way). Group-committed with whatever else the writer has waiting.
     pub async fn start_send(
         &self,
         message_id: &str,
         now: OffsetDateTime,
     ) -> Result<Option<u32>, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let at = timestamp(now);
-        let attempt: Option<i64> = sqlx::query_scalar(
-            "UPDATE sends SET attempts = attempts + 1, updated_at = ?1
-             WHERE message_id = ?2
-               AND (SELECT state FROM messages WHERE message_id = ?2) IN (?3, ?4, ?5)
-             RETURNING attempts",
-        )
-        .bind(&at)
-        .bind(message_id)
-        .bind(SEND_ENQUEUED)
-        .bind(WAITING_FOR_RETRY)
-        .bind(SEND_IN_PROGRESS)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(attempt) = attempt else {
-            return Ok(None);
-        };
-        set_state(&mut tx, message_id, SEND_IN_PROGRESS).await?;
-        history(
-            &mut tx,
-            message_id,
-            SEND_IN_PROGRESS,
-            &at,
-            &format!("attempt {attempt}"),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(u32::try_from(attempt).ok())
+        self.write(|done| WriteJob::StartSend {
+            message_id: message_id.to_owned(),
+            at: timestamp(now),
+            done,
+        })
+        .await
     }
 
-    /// Records the outcome of the attempt under way.
+    /// Records the outcome of the attempt under way (group-committed); an outcome for a
+    /// message that is no longer `SEND_IN_PROGRESS` changes nothing.
     pub async fn finish_send(
         &self,
         message_id: &str,
         outcome: &SendOutcome,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let at = timestamp(now);
-        let (state, detail) = match outcome {
-            SendOutcome::Acknowledged { envelope, receipt } => {
-                sqlx::query("UPDATE messages SET envelope = ?, receipt = ? WHERE message_id = ?")
-                    .bind(envelope)
-                    .bind(receipt)
-                    .bind(message_id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "UPDATE sends SET last_error = NULL, updated_at = ? WHERE message_id = ?",
-                )
-                .bind(&at)
-                .bind(message_id)
-                .execute(&mut *tx)
-                .await?;
-                (ACKNOWLEDGED, "valid receipt".to_owned())
-            }
-            SendOutcome::Retry { error, retry_in } => {
-                sqlx::query("UPDATE sends SET last_error = ?, updated_at = ? WHERE message_id = ?")
-                    .bind(error)
-                    .bind(&at)
-                    .bind(message_id)
-                    .execute(&mut *tx)
-                    .await?;
-                (
-                    WAITING_FOR_RETRY,
-                    format!("{error}; next attempt in {retry_in:?}"),
-                )
-            }
-            SendOutcome::Failed { code, error } => {
-                record_failure(&mut tx, message_id, code, error, &at).await?;
-                (SEND_FAILURE, format!("{code}: {error}"))
-            }
-        };
-        let changed =
-            sqlx::query("UPDATE messages SET state = ? WHERE message_id = ? AND state = ?")
-                .bind(state)
-                .bind(message_id)
-                .bind(SEND_IN_PROGRESS)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if changed == 1 {
-            history(&mut tx, message_id, state, &at, &detail).await?;
-            tx.commit().await?;
-        }
-        Ok(())
+        self.write(|done| WriteJob::FinishSend {
+            message_id: message_id.to_owned(),
+            outcome: Box::new(outcome.clone()),
+            at: timestamp(now),
+            done,
+        })
+        .await
     }
 
     /// Hands the oldest message waiting on `mpc` for `partner` to a PullRequest: it becomes
@@ -481,6 +417,99 @@ impl Store {
 }
 
 /// Adds the send work item of `message_id`, due at `due`.
+/// [`Store::start_send`] inside the writer's transaction.
+pub(super) async fn start_send_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    message_id: &str,
+    at: &str,
+) -> Result<Option<u32>, StoreError> {
+    let attempt: Option<i64> = sqlx::query_scalar(
+        "UPDATE sends SET attempts = attempts + 1, updated_at = ?1
+         WHERE message_id = ?2
+           AND (SELECT state FROM messages WHERE message_id = ?2) IN (?3, ?4, ?5)
+         RETURNING attempts",
+    )
+    .bind(at)
+    .bind(message_id)
+    .bind(SEND_ENQUEUED)
+    .bind(WAITING_FOR_RETRY)
+    .bind(SEND_IN_PROGRESS)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(attempt) = attempt else {
+        return Ok(None);
+    };
+    set_state(tx, message_id, SEND_IN_PROGRESS).await?;
+    history(
+        tx,
+        message_id,
+        SEND_IN_PROGRESS,
+        at,
+        &format!("attempt {attempt}"),
+    )
+    .await?;
+    Ok(u32::try_from(attempt).ok())
+}
+
+/// [`Store::finish_send`] inside the writer's transaction: the state moves first, and the
+/// rest is recorded only when the message was `SEND_IN_PROGRESS`.
+pub(super) async fn finish_send_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    message_id: &str,
+    outcome: &SendOutcome,
+    at: &str,
+) -> Result<(), StoreError> {
+    let state = match outcome {
+        SendOutcome::Acknowledged { .. } => ACKNOWLEDGED,
+        SendOutcome::Retry { .. } => WAITING_FOR_RETRY,
+        SendOutcome::Failed { .. } => SEND_FAILURE,
+    };
+    // The evidence of an acknowledged attempt (the envelope sent, the receipt) moves in with
+    // the state; other outcomes keep the columns as they are.
+    let (envelope, receipt) = match outcome {
+        SendOutcome::Acknowledged { envelope, receipt } => (Some(envelope), Some(receipt)),
+        _ => (None, None),
+    };
+    let changed = sqlx::query(
+        "UPDATE messages SET state = ?1, envelope = COALESCE(?2, envelope),
+             receipt = COALESCE(?3, receipt)
+         WHERE message_id = ?4 AND state = ?5",
+    )
+    .bind(state)
+    .bind(envelope)
+    .bind(receipt)
+    .bind(message_id)
+    .bind(SEND_IN_PROGRESS)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if changed != 1 {
+        return Ok(());
+    }
+    let (code, last_error, detail) = match outcome {
+        SendOutcome::Acknowledged { .. } => (None, None, "valid receipt".to_owned()),
+        SendOutcome::Retry { error, retry_in } => (
+            None,
+            Some(error),
+            format!("{error}; next attempt in {retry_in:?}"),
+        ),
+        SendOutcome::Failed { code, error } => {
+            (Some(code), Some(error), format!("{code}: {error}"))
+        }
+    };
+    sqlx::query(
+        "UPDATE sends SET error_code = COALESCE(?1, error_code), last_error = ?2, updated_at = ?3
+         WHERE message_id = ?4",
+    )
+    .bind(code)
+    .bind(last_error)
+    .bind(at)
+    .bind(message_id)
+    .execute(&mut **tx)
+    .await?;
+    history(tx, message_id, state, at, &detail).await
+}
+
 async fn enqueue(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     message_id: &str,
