@@ -1,11 +1,15 @@
 //! The embedded backend: the work queue as rows of `queue_items` in the gateway's SQLite
 //! database (see [`super::outbox`] for the table), needing no broker.
 //!
-//! - **Claim** is one atomic `UPDATE … RETURNING` that picks the oldest due row that is not
-//!   leased (or whose lease has expired), sets `lease_until = now + lease`, a fresh
-//!   `lease_token` and counts the delivery. SQLite serialises writers, so two consumers never
-//!   hold the same live lease.
-//! - **Settling** names the lease token: `ack` deletes the row, `retry_after` reschedules it
+//! - **Claim** is one atomic `UPDATE … RETURNING` that picks the oldest due rows that are not
+//!   leased (or whose lease has expired) — as many as the consumer has free prefetch slots, so
+//!   one transaction (one fsync) claims a whole batch under load —, sets
+//!   `lease_until = now + lease`, a fresh `lease_token` and counts the delivery. SQLite
+//!   serialises writers, so two consumers never hold the same live lease. Claimed rows wait in
+//!   the consumer, each holding its prefetch slot, until [`Consumer::next`] hands them out.
+//! - **Settling** names the lease token: `ack` deletes the row — acks are batched by the
+//!   consumer's settle task, every ack waiting deleted in one transaction and answered after
+//!   its commit —, `retry_after` reschedules it
 //!   (`attempt + 1`, lease cleared), `dead_letter` moves it to `queue_dead_letters` in one
 //!   transaction. A settle whose lease expired and was claimed again matches no row and
 //!   fails with [`QueueError::DeliveryLost`], so a slow worker cannot remove work another
@@ -15,6 +19,7 @@
 //! - **Waiting** consumers sleep until the next row falls due, at most `poll_interval`, and
 //!   are woken at once by [`EmbeddedQueue::publish`] and [`EmbeddedQueue::wake`].
 
+use std::collections::VecDeque;
 use std::num::NonZeroU16;
 use std::pin::pin;
 use std::sync::Arc;
@@ -22,7 +27,7 @@ use std::time::Duration;
 
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::outbox::{enqueue_in, item_from_row};
 use super::{
@@ -45,11 +50,20 @@ struct Inner {
     wake: Notify,
 }
 
+/// Most rows claimed in one transaction.
+const MAX_CLAIM_BATCH: usize = 64;
+/// Most acks deleted in one transaction.
+const MAX_ACK_BATCH: usize = 256;
+
 /// A consumer of the embedded queue holding at most `prefetch` unsettled deliveries.
 #[derive(Debug)]
 pub struct EmbeddedConsumer {
     inner: Arc<Inner>,
     slots: Arc<Semaphore>,
+    /// Rows claimed in the last batch and not handed out yet, each with its slot.
+    claimed: VecDeque<(Claimed, OwnedSemaphorePermit)>,
+    /// The settle task batching this consumer's acks.
+    acks: mpsc::UnboundedSender<Ack>,
 }
 
 /// A claimed row: settling it names the lease token.
@@ -57,8 +71,17 @@ pub struct EmbeddedConsumer {
 pub(super) struct Lease {
     inner: Arc<Inner>,
     id: i64,
-    token: String,
+    token: Arc<str>,
+    acks: mpsc::UnboundedSender<Ack>,
     _slot: OwnedSemaphorePermit,
+}
+
+/// An ack waiting for the settle task: the row, its lease token, and whom to tell.
+#[derive(Debug)]
+struct Ack {
+    id: i64,
+    token: Arc<str>,
+    done: oneshot::Sender<Result<(), QueueError>>,
 }
 
 impl EmbeddedQueue {
@@ -91,9 +114,13 @@ impl QueueBackend for EmbeddedQueue {
     type Consumer = EmbeddedConsumer;
 
     async fn consumer(&self) -> Result<EmbeddedConsumer, QueueError> {
+        let (acks, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(settle_acks(self.inner.pool.clone(), jobs));
         Ok(EmbeddedConsumer {
             inner: self.inner.clone(),
             slots: Arc::new(Semaphore::new(usize::from(self.inner.prefetch.get()))),
+            claimed: VecDeque::new(),
+            acks,
         })
     }
 
@@ -123,19 +150,34 @@ impl QueueBackend for EmbeddedQueue {
 
 impl Consumer for EmbeddedConsumer {
     async fn next(&mut self) -> Result<Delivery, QueueError> {
-        let slot = self
+        if let Some((claimed, slot)) = self.claimed.pop_front() {
+            return Ok(claimed.into_delivery(self.inner.clone(), self.acks.clone(), slot));
+        }
+        let first = self
             .slots
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| QueueError::Closed)?;
+        let mut slots = vec![first];
+        while slots.len() < MAX_CLAIM_BATCH {
+            match self.slots.clone().try_acquire_owned() {
+                Ok(slot) => slots.push(slot),
+                Err(_) => break,
+            }
+        }
         loop {
             // Listen before looking, so a publish between the look and the wait wakes us.
             let mut woken = pin!(self.inner.wake.notified());
             woken.as_mut().enable();
             let now = unix_ms(OffsetDateTime::now_utc());
-            if let Some(claimed) = self.claim(now).await? {
-                return Ok(claimed.into_delivery(self.inner.clone(), slot));
+            let claimed = self.claim(now, slots.len()).await?;
+            if !claimed.is_empty() {
+                // Slots beyond the rows claimed go back to the semaphore here.
+                slots.truncate(claimed.len());
+                self.claimed.extend(claimed.into_iter().zip(slots));
+                let (claimed, slot) = self.claimed.pop_front().ok_or(QueueError::Closed)?;
+                return Ok(claimed.into_delivery(self.inner.clone(), self.acks.clone(), slot));
             }
             let next_due: Option<i64> = sqlx::query_scalar(
                 "SELECT MIN(MAX(available_at, COALESCE(lease_until, 0))) FROM queue_items",
@@ -156,46 +198,109 @@ impl Consumer for EmbeddedConsumer {
 }
 
 impl EmbeddedConsumer {
-    /// Leases the oldest due item, if any.
-    async fn claim(&self, now: i64) -> Result<Option<Claimed>, QueueError> {
-        let token = uuid::Uuid::new_v4().to_string();
+    /// Leases up to `max` of the oldest due items, oldest first.
+    async fn claim(&self, now: i64, max: usize) -> Result<Vec<Claimed>, QueueError> {
+        let token: Arc<str> = uuid::Uuid::new_v4().to_string().into();
         let lease_ms = i64::try_from(self.inner.lease.as_millis()).unwrap_or(i64::MAX);
-        let Some(row) = sqlx::query(
+        let rows = sqlx::query(
             "UPDATE queue_items
              SET lease_until = ?1 + ?2, lease_token = ?3, deliveries = deliveries + 1
-             WHERE id = (SELECT id FROM queue_items
-                         WHERE available_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
-                         ORDER BY available_at, id LIMIT 1)
-             RETURNING id, deliveries, message_id, subscriber, attempt, enqueued_at",
+             WHERE id IN (SELECT id FROM queue_items
+                          WHERE available_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+                          ORDER BY available_at, id LIMIT ?4)
+             RETURNING id, deliveries, message_id, subscriber, attempt, enqueued_at, available_at",
         )
         .bind(now)
         .bind(lease_ms)
-        .bind(&token)
-        .fetch_optional(&self.inner.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let deliveries: i64 = row.try_get(1)?;
-        Ok(Some(Claimed {
-            id: row.try_get(0)?,
-            token,
-            redelivered: deliveries > 1,
-            item: item_from_row(&row, 2)?,
-        }))
+        .bind(&*token)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                let deliveries: i64 = row.try_get(1)?;
+                Ok((
+                    (row.try_get::<i64, _>(6)?, row.try_get::<i64, _>(0)?),
+                    Claimed {
+                        id: row.try_get(0)?,
+                        token: token.clone(),
+                        redelivered: deliveries > 1,
+                        item: item_from_row(row, 2)?,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, QueueError>>()?;
+        // RETURNING comes in no promised order.
+        claimed.sort_by_key(|(order, _)| *order);
+        Ok(claimed.into_iter().map(|(_, c)| c).collect())
     }
 }
 
-/// A row this consumer has just leased.
+/// The settle task of a consumer: deletes every ack waiting (up to [`MAX_ACK_BATCH`]) in one
+/// transaction and answers each after the commit — [`QueueError::DeliveryLost`] for a row
+/// whose lease passed to another consumer. Ends when the consumer and its leases are gone.
+async fn settle_acks(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Ack>) {
+    let mut batch = Vec::with_capacity(MAX_ACK_BATCH);
+    while jobs.recv_many(&mut batch, MAX_ACK_BATCH).await > 0 {
+        match delete_acked(&pool, &batch).await {
+            Ok(deleted) => {
+                for (ack, deleted) in batch.drain(..).zip(deleted) {
+                    let _ = ack.done.send(if deleted {
+                        Ok(())
+                    } else {
+                        Err(QueueError::DeliveryLost)
+                    });
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::warn!(acks = batch.len(), error = %reason, "queue ack batch failed");
+                for ack in batch.drain(..) {
+                    let _ = ack
+                        .done
+                        .send(Err(QueueError::Database(sqlx::Error::Protocol(
+                            reason.clone(),
+                        ))));
+                }
+            }
+        }
+    }
+}
+
+/// Deletes the acked rows in one transaction; for each, whether its lease still held.
+async fn delete_acked(pool: &SqlitePool, batch: &[Ack]) -> Result<Vec<bool>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut deleted = Vec::with_capacity(batch.len());
+    for ack in batch {
+        let done = sqlx::query("DELETE FROM queue_items WHERE id = ? AND lease_token = ?")
+            .bind(ack.id)
+            .bind(&*ack.token)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        deleted.push(done == 1);
+    }
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// A row this consumer has leased.
+#[derive(Debug)]
 struct Claimed {
     id: i64,
-    token: String,
+    token: Arc<str>,
     redelivered: bool,
     item: WorkItem,
 }
 
 impl Claimed {
-    fn into_delivery(self, inner: Arc<Inner>, slot: OwnedSemaphorePermit) -> Delivery {
+    fn into_delivery(
+        self,
+        inner: Arc<Inner>,
+        acks: mpsc::UnboundedSender<Ack>,
+        slot: OwnedSemaphorePermit,
+    ) -> Delivery {
         Delivery {
             item: self.item,
             redelivered: self.redelivered,
@@ -203,6 +308,7 @@ impl Claimed {
                 inner,
                 id: self.id,
                 token: self.token,
+                acks,
                 _slot: slot,
             }),
         }
@@ -210,18 +316,18 @@ impl Claimed {
 }
 
 impl Lease {
-    /// Deletes the row.
+    /// Deletes the row (batched with the consumer's other acks); the slot is released once
+    /// the deletion committed.
     pub(super) async fn ack(self) -> Result<(), QueueError> {
-        let done = sqlx::query("DELETE FROM queue_items WHERE id = ? AND lease_token = ?")
-            .bind(self.id)
-            .bind(&self.token)
-            .execute(&self.inner.pool)
-            .await?
-            .rows_affected();
-        if done == 0 {
-            return Err(QueueError::DeliveryLost);
-        }
-        Ok(())
+        let (done, outcome) = oneshot::channel();
+        self.acks
+            .send(Ack {
+                id: self.id,
+                token: self.token.clone(),
+                done,
+            })
+            .map_err(|_| QueueError::Closed)?;
+        outcome.await.map_err(|_| QueueError::Closed)?
     }
 
     /// Reschedules the row `delay` from now with `attempt + 1`.
@@ -236,7 +342,7 @@ impl Lease {
         )
         .bind(due)
         .bind(self.id)
-        .bind(&self.token)
+        .bind(&*self.token)
         .execute(&self.inner.pool)
         .await?
         .rows_affected();
@@ -255,7 +361,7 @@ impl Lease {
              RETURNING message_id, subscriber, attempt, enqueued_at",
         )
         .bind(self.id)
-        .bind(&self.token)
+        .bind(&*self.token)
         .fetch_optional(&mut *tx)
         .await?
         else {
