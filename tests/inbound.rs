@@ -416,3 +416,89 @@ async fn chunked_bodies_stream_and_are_bounded() {
     assert_ebms_error(&answer, "EBMS:0004");
     assert!(answer.1.contains("max_body_bytes"), "{}", answer.1);
 }
+
+/// The base64 `wsse:BinarySecurityToken` of a signed answer and its `ds:SignatureMethod`.
+fn answer_signer(body: &str) -> (String, String) {
+    let token = body
+        .split_once("BinarySecurityToken")
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .and_then(|(_, rest)| rest.split_once('<'))
+        .map(|(token, _)| token.split_whitespace().collect())
+        .unwrap_or_default();
+    let method = body
+        .split_once("SignatureMethod Algorithm=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(method, _)| method.to_owned())
+        .unwrap_or_default();
+    (token, method)
+}
+
+fn certificate_base64(rel: &str) -> String {
+    use base64::Engine;
+    let der = as4gate::pem::certificates(&common::pki(rel))
+        .unwrap()
+        .remove(0);
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+#[tokio::test]
+async fn refusals_are_signed_with_the_key_of_the_senders_generation() {
+    let gw = TestGateway::start("").await;
+    let mut sender = Sender::with_key("blue-to-red-2.0", "blue_gw/ed25519");
+    sender.receiver_certificate = as4gate::pem::certificates(&common::pki("red_gw/x25519.crt"))
+        .unwrap()
+        .remove(0);
+    let ed25519 = (
+        certificate_base64("red_gw/ed25519.crt"),
+        "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed25519".to_owned(),
+    );
+
+    // An AS4 2.0 message its P-Mode matched, refused: signed with our Ed25519 key.
+    let mut composed = sender.compose(
+        "gen-1@blue.test",
+        vec![payload(1, "application/xml", b"<doc/>")],
+    );
+    composed.envelope = composed
+        .envelope
+        .replace("conversation-1", "conversation-2");
+    let answer = gw.send(&composed).await;
+    assert_ebms_error(&answer, "EBMS:0101");
+    assert_eq!(answer_signer(&answer.1), ed25519, "{}", answer.1);
+
+    // Ed25519-signed but no P-Mode matches: the signature's claim chooses the key.
+    let mut composed = sender.compose(
+        "gen-2@blue.test",
+        vec![payload(1, "application/xml", b"<doc/>")],
+    );
+    composed.envelope = composed.envelope.replace(">Submit20<", ">NoSuchAction<");
+    let answer = gw.send(&composed).await;
+    assert!(
+        matches!(
+            common::error_code(&answer.1).as_deref(),
+            Some("EBMS:0001" | "EBMS:0010")
+        ),
+        "{}",
+        answer.1
+    );
+    assert_eq!(answer_signer(&answer.1), ed25519, "{}", answer.1);
+
+    // An AS4 1.15 message refused: signed with our RSA key.
+    let mut composed = Sender::blue("blue-to-red").compose(
+        "gen-3@blue.test",
+        vec![payload(1, "application/xml", b"<doc/>")],
+    );
+    composed.envelope = composed
+        .envelope
+        .replace("conversation-1", "conversation-2");
+    let answer = gw.send(&composed).await;
+    assert_ebms_error(&answer, "EBMS:0101");
+    assert_eq!(
+        answer_signer(&answer.1),
+        (
+            certificate_base64("red_gw/rsa.crt"),
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256".to_owned()
+        ),
+        "{}",
+        answer.1
+    );
+}

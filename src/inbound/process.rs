@@ -13,7 +13,7 @@ use as4gate_ebms::error::{EbmsError, ErrorCode};
 use as4gate_ebms::gzip::{CappedGunzip, GunzipError};
 use as4gate_ebms::model::{Messaging, PartInfo, Property, UserMessage};
 use as4gate_ebms::signal::{ReceiptSpec, build_receipt};
-use as4gate_pmode::{MatchErrorCode, MatchKey, PMode};
+use as4gate_pmode::{MatchErrorCode, MatchKey, PMode, SecurityProfile};
 use as4gate_wssec::sign::sign_envelope;
 use as4gate_wssec::verify::{AttachmentSource, VerifyRequest, verify_envelope};
 use as4gate_wssec::xmlenc::{EncryptionPlan, GcmDecryptor, XmlEncError};
@@ -49,6 +49,10 @@ pub struct Rejected {
     pub message_id: Option<String>,
     /// Why.
     pub reason: Rejection,
+    /// The crypto generation to answer under: the matched P-Mode's, or before a P-Mode
+    /// matched the one the request's signature claims; `None` (eDelivery AS4 1.15) when
+    /// neither is known.
+    pub profile: Option<SecurityProfile>,
 }
 
 impl Rejected {
@@ -57,6 +61,16 @@ impl Rejected {
         Rejected {
             message_id: None,
             reason: Rejection::Ebms(error),
+            profile: None,
+        }
+    }
+
+    /// A request that is not an AS4 message at all.
+    pub fn malformed(detail: impl Into<String>) -> Rejected {
+        Rejected {
+            message_id: None,
+            reason: Rejection::Malformed(detail.into()),
+            profile: None,
         }
     }
 
@@ -65,6 +79,7 @@ impl Rejected {
         Rejected {
             message_id,
             reason: Rejection::Internal(error),
+            profile: None,
         }
     }
 }
@@ -105,14 +120,9 @@ pub fn process(
     let gateway = &shared.gateway;
     let limits = &gateway.limits;
     as4gate_ebms::xml::reject_doctype(&received.envelope).map_err(Rejected::unparsed)?;
-    let text = std::str::from_utf8(&received.envelope).map_err(|_| Rejected {
-        message_id: None,
-        reason: Rejection::Malformed("the SOAP envelope is not UTF-8".into()),
-    })?;
-    let doc = as4gate_ebms::xml::parse(text, limits).map_err(|e| Rejected {
-        message_id: None,
-        reason: Rejection::Malformed(e.detail),
-    })?;
+    let text = std::str::from_utf8(&received.envelope)
+        .map_err(|_| Rejected::malformed("the SOAP envelope is not UTF-8"))?;
+    let doc = as4gate_ebms::xml::parse(text, limits).map_err(|e| Rejected::malformed(e.detail))?;
     let nodes = EnvelopeNodes::locate(&doc).map_err(Rejected::unparsed)?;
     if let Some(&header) = nodes.not_understood_headers(&doc).first() {
         let name = doc
@@ -124,6 +134,7 @@ pub fn process(
             reason: Rejection::NotUnderstood(format!(
                 "header block {name} is marked mustUnderstand but is not processed by this gateway"
             )),
+            profile: None,
         });
     }
     let messaging = Messaging::parse(&doc, nodes.messaging).map_err(Rejected::unparsed)?;
@@ -134,16 +145,19 @@ pub fn process(
     let message_id = user.message_info.message_id.clone();
     let span = tracing::info_span!("inbound", message_id = %message_id);
     let _enter = span.enter();
-    let refuse = |e: EbmsError| Rejected {
+    let refuse_under = |profile: Option<SecurityProfile>, e: EbmsError| Rejected {
         message_id: Some(message_id.clone()),
         reason: Rejection::Ebms(EbmsError {
             ref_to_message_id: Some(message_id.clone()),
             ..e
         }),
+        profile,
     };
     let internal = |e: anyhow::Error| Rejected::internal(Some(message_id.clone()), e);
 
-    let pmode = match_pmode(shared, user).map_err(&refuse)?;
+    let pmode =
+        match_pmode(shared, user).map_err(|e| refuse_under(claimed_profile(&doc, &nodes), e))?;
+    let refuse = |e: EbmsError| refuse_under(Some(pmode.security.profile), e);
     if pmode.responder.party_id != gateway.config.gateway.party_id {
         return Err(refuse(EbmsError::new(
             ErrorCode::ProcessingModeMismatch,
@@ -571,4 +585,19 @@ pub fn new_message_id(party: &str) -> String {
         })
         .collect();
     format!("{}@{}.as4gate", uuid::Uuid::now_v7(), domain)
+}
+
+/// The crypto generation a request's signature claims (unverified; see
+/// [`as4gate_wssec::claimed_signature_method`]): RSA-SHA256 is eDelivery AS4 1.15, Ed25519 and
+/// ECDSA are 2.0. Only chooses the key that signs an error answered before a P-Mode matched.
+pub fn claimed_profile(
+    doc: &uppsala::Document<'_>,
+    nodes: &EnvelopeNodes,
+) -> Option<SecurityProfile> {
+    let method = as4gate_wssec::claimed_signature_method(doc, nodes)?;
+    Some(if method == as4gate_ebms::ns::ALG_RSA_SHA256 {
+        SecurityProfile::EdeliveryAs4_1_15
+    } else {
+        SecurityProfile::EdeliveryAs4_2_0
+    })
 }

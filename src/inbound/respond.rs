@@ -20,6 +20,7 @@ use hyper::header::CONTENT_TYPE;
 
 use as4gate_ebms::error::EbmsError;
 use as4gate_ebms::signal::{ErrorSignalSpec, build_error};
+use as4gate_pmode::SecurityProfile;
 use as4gate_wssec::sign::sign_envelope;
 
 use crate::gateway::Shared;
@@ -43,7 +44,12 @@ pub async fn rejection(shared: &Shared, rejected: Rejected) -> Response {
                 detail = %error.detail,
                 "message refused"
             );
-            match signed_error(shared, rejected.message_id.as_deref(), error) {
+            match signed_error(
+                shared,
+                rejected.message_id.as_deref(),
+                error,
+                rejected.profile,
+            ) {
                 Ok(xml) => soap(StatusCode::INTERNAL_SERVER_ERROR, xml.into_bytes()),
                 Err(e) => {
                     tracing::error!(message_id, error = %format!("{e:#}"), "cannot sign the ebMS error");
@@ -70,9 +76,14 @@ pub async fn rejection(shared: &Shared, rejected: Rejected) -> Response {
 }
 
 /// A signed ebMS error of severity warning with HTTP 200 (EBMS:0006 for an empty MPC: the
-/// PullRequest itself was fine).
-pub fn warning(shared: &Shared, ref_to: Option<&str>, error: EbmsError) -> Response {
-    match signed_error(shared, ref_to, error) {
+/// PullRequest itself was fine), signed with our key for `profile`.
+pub fn warning(
+    shared: &Shared,
+    ref_to: Option<&str>,
+    error: EbmsError,
+    profile: SecurityProfile,
+) -> Response {
+    match signed_error(shared, ref_to, error, Some(profile)) {
         Ok(xml) => soap(StatusCode::OK, xml.into_bytes()),
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "cannot sign the ebMS warning");
@@ -99,11 +110,13 @@ pub fn accepted() -> Response {
         .unwrap_or_default()
 }
 
-/// Builds and signs an ebMS error signal about `ref_to` (signed with the 1.15 key).
+/// Builds and signs an ebMS error signal about `ref_to`, with our key for `profile` (the
+/// eDelivery AS4 1.15 key when the generation is not known).
 pub fn signed_error(
     shared: &Shared,
     ref_to: Option<&str>,
     error: EbmsError,
+    profile: Option<SecurityProfile>,
 ) -> anyhow::Result<String> {
     let now = time::OffsetDateTime::now_utc();
     let spec = ErrorSignalSpec {
@@ -115,7 +128,8 @@ pub fn signed_error(
         errors: std::slice::from_ref(&error),
     };
     let unsigned = build_error(&spec)?;
-    let signed = sign_envelope(&unsigned, &shared.gateway.keys_1_15.signing, &[])?;
+    let keys = profile.map_or(&shared.gateway.keys_1_15, |p| shared.gateway.keys(p));
+    let signed = sign_envelope(&unsigned, &keys.signing, &[])?;
     Ok(signed.xml)
 }
 

@@ -39,7 +39,9 @@ use time::OffsetDateTime;
 use super::receipt::{Answer, NoAttachments, judge};
 use super::send::{compose_stored, next_delay};
 use crate::gateway::Shared;
-use crate::inbound::process::{Arrival, Processed, Rejected, Rejection, security_policy_for};
+use crate::inbound::process::{
+    Arrival, Processed, Rejected, Rejection, claimed_profile, security_policy_for,
+};
 use crate::inbound::respond;
 use crate::store::outbound::SendOutcome;
 
@@ -56,14 +58,16 @@ pub async fn answer(shared: &Arc<Shared>, envelope: Vec<u8>) -> Response {
 
 async fn answer_inner(shared: &Arc<Shared>, envelope: &[u8]) -> Result<Response, Rejected> {
     let gateway = &shared.gateway;
-    let text =
-        std::str::from_utf8(envelope).map_err(|_| malformed("the SOAP envelope is not UTF-8"))?;
+    let text = std::str::from_utf8(envelope)
+        .map_err(|_| Rejected::malformed("the SOAP envelope is not UTF-8"))?;
     let doc = as4gate_ebms::xml::parse(text, &gateway.limits).map_err(Rejected::unparsed)?;
     let nodes = EnvelopeNodes::locate(&doc).map_err(Rejected::unparsed)?;
     let messaging = Messaging::parse(&doc, nodes.messaging).map_err(Rejected::unparsed)?;
     let signal = &messaging.signals[0];
     let signal_id = signal.message_info.message_id.clone();
-    match &signal.signal {
+    // A refusal is signed under the generation the signal's own signature claims.
+    let claimed = claimed_profile(&doc, &nodes);
+    let answered = match &signal.signal {
         Signal::PullRequest(pull) => {
             let mpc = pull
                 .mpc
@@ -81,7 +85,11 @@ async fn answer_inner(shared: &Arc<Shared>, envelope: &[u8]) -> Result<Response,
             };
             pulled_receipt(shared, envelope, &ref_to, &signal_id).await
         }
-    }
+    };
+    answered.map_err(|rejected| Rejected {
+        profile: rejected.profile.or(claimed),
+        ..rejected
+    })
 }
 
 /// Hands out the next message waiting on `mpc` to the verified puller.
@@ -154,6 +162,7 @@ async fn serve_pull(
                 ErrorCode::EmptyMessagePartitionChannel,
                 format!("no message waiting on {mpc} for {partner}"),
             ),
+            pmode.security.profile,
         ));
     };
     let internal = |e: anyhow::Error| Rejected::internal(Some(message_id.clone()), e);
@@ -320,7 +329,13 @@ async fn pull_once(shared: &Arc<Shared>, pmode_id: &str) -> anyhow::Result<bool>
         Err(rejected) => match rejected.reason {
             Rejection::Ebms(error) => {
                 tracing::warn!(message_id = rejected.message_id, code = error.code.code(), detail = %error.detail, "pulled message refused");
-                respond::signed_error(shared, rejected.message_id.as_deref(), error)?.into_bytes()
+                respond::signed_error(
+                    shared,
+                    rejected.message_id.as_deref(),
+                    error,
+                    rejected.profile,
+                )?
+                .into_bytes()
             }
             other => anyhow::bail!("pulled answer refused: {other:?}"),
         },
@@ -359,12 +374,6 @@ fn refused(signal_id: &str, code: ErrorCode, detail: &str) -> Rejected {
             ref_to_message_id: Some(signal_id.to_owned()),
             ..EbmsError::new(code, detail.to_owned())
         }),
-    }
-}
-
-fn malformed(detail: &str) -> Rejected {
-    Rejected {
-        message_id: None,
-        reason: Rejection::Malformed(detail.to_owned()),
+        profile: None,
     }
 }

@@ -39,4 +39,4 @@ pub use swa::AttachmentDigest;
 pub use token::{ResolvedToken, resolve_security_token_reference};
 pub use trust::{TrustAnchors, validate_certificate};
 pub use verified::{SignatureEvidence, Verified};
-pub use verify::{AttachmentSource, VerifyRequest, verify_envelope};
+pub use verify::{AttachmentSource, VerifyRequest, claimed_signature_method, verify_envelope};

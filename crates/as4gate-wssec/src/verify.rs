@@ -101,6 +101,18 @@ fn decode_cid(raw: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|_| raw.to_owned())
 }
 
+/// The `ds:SignatureMethod` algorithm the first signature in the `wsse:Security` header
+/// claims, **unverified**. Only for choosing how to answer a message that is refused before a
+/// P-Mode says which crypto generation applies (an error signal to an Ed25519 sender is
+/// signed with our Ed25519 key); never for a trust decision.
+pub fn claimed_signature_method(doc: &Document<'_>, nodes: &EnvelopeNodes) -> Option<String> {
+    let security = nodes.security?;
+    let method = descendants_named(doc, security, names::DS, "SignatureMethod")
+        .into_iter()
+        .next()?;
+    doc.get_attribute(method, "Algorithm").map(str::to_owned)
+}
+
 /// Verify the envelope's signature and return its `eb:Messaging` as a [`Verified`] value.
 pub fn verify_envelope(req: &VerifyRequest<'_>) -> Result<Verified<Messaging>, WssecError> {
     let doc = req.doc;
