@@ -93,16 +93,27 @@ impl SpawnedGateway {
     pub fn start(options: &SpawnOptions<'_>) -> anyhow::Result<SpawnedGateway> {
         let address = free_port()?;
         let config = write_config(options, address)?;
-        let log = options.dir.join("gateway.log");
-        let child = Command::new(options.binary)
+        SpawnedGateway::spawn(options.binary, &config, options.dir, address)
+    }
+
+    /// Starts `binary serve --config <config>`, which listens for HTTP on `address`, with its
+    /// output in `dir`, and waits until the port accepts.
+    pub fn spawn(
+        binary: &Path,
+        config: &Path,
+        dir: &Path,
+        address: SocketAddr,
+    ) -> anyhow::Result<SpawnedGateway> {
+        let log = dir.join("gateway.log");
+        let child = Command::new(binary)
             .arg("serve")
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .stdin(Stdio::null())
-            .stdout(File::create(options.dir.join("gateway.stdout"))?)
+            .stdout(File::create(dir.join("gateway.stdout"))?)
             .stderr(File::create(&log)?)
             .spawn()
-            .with_context(|| format!("starting {}", options.binary.display()))?;
+            .with_context(|| format!("starting {}", binary.display()))?;
         let mut gateway = SpawnedGateway {
             child,
             address,
@@ -208,7 +219,8 @@ fn status_kib(status: &str, key: &str) -> Option<u64> {
         .ok()
 }
 
-fn free_port() -> anyhow::Result<SocketAddr> {
+/// A loopback address with a port that is free right now.
+pub fn free_port() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?)
 }
@@ -271,37 +283,7 @@ signing_certificates = ["{repo}/test-pki/blue_gw/rsa.crt"]
 /// end-to-end run. The back-end's retry interval is short so that a failed push would come
 /// back within the run (and show up as a repeat or a late delivery) instead of in 30 s.
 fn delivery_sections(delivery: &DeliveryOptions<'_>) -> anyhow::Result<String> {
-    let queue = match (delivery.queue, delivery.rabbitmq) {
-        (QueueKind::Embedded, _) => format!(
-            r#"
-[queue]
-backend = "embedded"
-prefetch = {prefetch}
-"#,
-            prefetch = delivery.prefetch
-        ),
-        (QueueKind::Rabbitmq, Some((url, prefix))) => {
-            let delays: Vec<String> = crate::broker::RETRY_DELAYS
-                .iter()
-                .map(|d| format!("\"{d}\""))
-                .collect();
-            format!(
-                r#"
-[queue]
-backend = "rabbitmq"
-url = "{url}"
-prefix = "{prefix}"
-prefetch = {prefetch}
-retry_delays = [{delays}]
-"#,
-                prefetch = delivery.prefetch,
-                delays = delays.join(", ")
-            )
-        }
-        (QueueKind::Rabbitmq, None) => {
-            anyhow::bail!("a RabbitMQ run needs a broker URL and prefix")
-        }
-    };
+    let queue = queue_section(delivery.queue, delivery.rabbitmq, delivery.prefetch)?;
     Ok(format!(
         r#"{queue}
 [[backend]]
@@ -325,6 +307,45 @@ backend = "sink"
         sink = delivery.sink_url,
         concurrency = delivery.backend_concurrency,
     ))
+}
+
+/// The `[queue]` section: the embedded queue, or RabbitMQ at `rabbitmq` = (URL, prefix).
+pub fn queue_section(
+    queue: QueueKind,
+    rabbitmq: Option<(&str, &str)>,
+    prefetch: u16,
+) -> anyhow::Result<String> {
+    Ok(match (queue, rabbitmq) {
+        (QueueKind::Embedded, _) => format!(
+            r#"
+[queue]
+backend = "embedded"
+prefetch = {prefetch}
+"#,
+            prefetch = prefetch
+        ),
+        (QueueKind::Rabbitmq, Some((url, prefix))) => {
+            let delays: Vec<String> = crate::broker::RETRY_DELAYS
+                .iter()
+                .map(|d| format!("\"{d}\""))
+                .collect();
+            format!(
+                r#"
+[queue]
+backend = "rabbitmq"
+url = "{url}"
+prefix = "{prefix}"
+prefetch = {prefetch}
+retry_delays = [{delays}]
+"#,
+                prefetch = prefetch,
+                delays = delays.join(", ")
+            )
+        }
+        (QueueKind::Rabbitmq, None) => {
+            anyhow::bail!("a RabbitMQ run needs a broker URL and prefix")
+        }
+    })
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod broker;
 mod gateway;
 mod load;
 mod messages;
+mod pair;
 mod payload;
 mod report;
 mod sink;
@@ -106,8 +107,9 @@ struct Args {
     /// this binding, and the run waits for and counts the deliveries.
     #[arg(long, value_enum, requires = "spawn_gateway")]
     deliver: Option<Deliver>,
-    /// Which queue carries the delivery work (with --deliver).
-    #[arg(long, value_enum, default_value_t = QueueKind::Embedded, requires = "deliver")]
+    /// Which queue carries the delivery work (with --deliver) or the sender's work (with
+    /// --to-gateway).
+    #[arg(long, value_enum, default_value_t = QueueKind::Embedded)]
     queue: QueueKind,
     /// The RabbitMQ broker for `--queue rabbitmq`; the run uses queues of its own prefix
     /// and deletes them at the end.
@@ -123,6 +125,12 @@ struct Args {
     /// arrived by then counts as missing.
     #[arg(long, default_value_t = DEFAULT_DELIVERY_TIMEOUT_SECS)]
     delivery_timeout: u64,
+    /// Gateway to gateway: instead of posting itself, the generator submits the messages to
+    /// a second spawned gateway (`blue_gw`) that sends them to the first (`red_gw`) and waits
+    /// for their receipts ([`pair`]). `--prefetch` is then the sender's sends in flight and
+    /// `--queue` its queue; `--pmode` defaults to samples/pmodes/blue-to-red-2.0.toml.
+    #[arg(long, requires = "spawn_gateway", conflicts_with = "deliver")]
+    to_gateway: bool,
     /// A label printed in the result row (for the results table).
     #[arg(long, default_value = "")]
     label: String,
@@ -130,6 +138,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.to_gateway {
+        return match run_pair(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("as4load: FAILED: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(&args) {
         Ok(summary) => {
             let mut ok = true;
@@ -166,6 +183,10 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
     anyhow::ensure!(
         args.client_threads > 0,
         "--client-threads must be at least 1"
+    );
+    anyhow::ensure!(
+        args.queue == QueueKind::Embedded || args.deliver.is_some() || args.to_gateway,
+        "--queue needs --deliver or --to-gateway"
     );
     let repo = PathBuf::from(REPO);
     let pmode_path = args
@@ -265,6 +286,68 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
     let summary = result?;
     summary.print(&args.label);
     Ok(summary)
+}
+
+/// A gateway-to-gateway run ([`pair`]): prints its own summary; an unfinished message or a
+/// receiver that does not hold exactly the messages sent fails it.
+fn run_pair(args: &Args) -> anyhow::Result<()> {
+    anyhow::ensure!(args.messages > 0, "--messages must be at least 1");
+    let repo = &PathBuf::from(REPO);
+    let pmode = args
+        .pmode
+        .clone()
+        .unwrap_or_else(|| repo.join("samples/pmodes/blue-to-red-2.0.toml"));
+    let work = tempfile::Builder::new()
+        .prefix("as4pair-")
+        .tempdir_in(args.data_parent.clone().unwrap_or_else(std::env::temp_dir))
+        .context("temporary directory")?;
+    let binary = match &args.gateway_bin {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the directory of as4load")?
+            .join("as4gate"),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads)
+        .enable_all()
+        .build()?;
+    let prefix = (args.queue == QueueKind::Rabbitmq).then(broker::unique_prefix);
+    let result = pair::run(
+        &pair::PairOptions {
+            binary: &binary,
+            repo,
+            pmode: &pmode,
+            dir: work.path(),
+            messages: args.messages,
+            payload_bytes: args.payload_bytes,
+            store_sync: args.store_sync,
+            queue: args.queue,
+            rabbitmq: prefix
+                .as_deref()
+                .map(|prefix| (args.rabbitmq_url.as_str(), prefix)),
+            prefetch: args.prefetch,
+            timeout: Duration::from_secs(args.delivery_timeout.max(600)),
+        },
+        &runtime,
+    );
+    if let Some(prefix) = &prefix {
+        let scratch = work.path().join("broker-cleanup");
+        std::fs::create_dir_all(&scratch)?;
+        runtime
+            .block_on(broker::delete_topology(&args.rabbitmq_url, prefix, &scratch))
+            .context("cleaning up the broker")?;
+    }
+    let summary = result?;
+    summary.print(&args.label);
+    anyhow::ensure!(
+        summary.is_clean(),
+        "{} of {} messages not acknowledged, {} receiver mismatches",
+        summary.unfinished,
+        summary.messages,
+        summary.receiver_mismatch
+    );
+    Ok(())
 }
 
 /// Starts the gateway (with `spawn`), posts, waits for the deliveries of an end-to-end run

@@ -260,7 +260,8 @@ fn ms(d: Duration) -> String {
     }
 }
 
-fn size(bytes: u64) -> String {
+/// A payload size for result rows (`1 KiB`, `10 MiB`, ...).
+pub fn size(bytes: u64) -> String {
     const KIB: u64 = 1024;
     match bytes {
         b if b >= KIB * KIB * KIB && b % (KIB * KIB * KIB) == 0 => format!("{} GiB", b >> 30),
