@@ -20,8 +20,9 @@ use as4gate_wssec::xmlenc::{EncryptionPlan, GcmDecryptor, XmlEncError};
 use time::OffsetDateTime;
 
 use crate::gateway::{Partner, Shared};
-use crate::inbound::intake::{Attachment, Received, SpoolWriter};
+use crate::inbound::intake::{Attachment, Received};
 use crate::server::Peer;
+use crate::spool::SpoolWriter;
 use crate::store::blobs::hex;
 use crate::store::{InboundRecord, PayloadWriter, StoredPayload, StoredProperty, timestamp};
 
