@@ -73,6 +73,12 @@ impl SpoolWriter {
         }
     }
 
+    /// A writer that never spills: for callers that hold the whole message in memory anyway
+    /// (a message composed to be tampered with or written out at once).
+    pub fn in_memory() -> SpoolWriter {
+        SpoolWriter::new(Path::new(""), usize::MAX)
+    }
+
     /// The finished content.
     pub fn finish(mut self) -> io::Result<Spooled> {
         if let Spooled::File { file, .. } = &mut self.content {
@@ -131,5 +137,12 @@ mod tests {
         assert_eq!(again, "abcdefg");
         // The spill file has no name in the directory.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn in_memory_never_spills() {
+        let mut w = SpoolWriter::in_memory();
+        w.write_all(&[7u8; 3 * 1024 * 1024]).unwrap();
+        assert!(matches!(w.finish().unwrap(), Spooled::Memory(v) if v.len() == 3 * 1024 * 1024));
     }
 }

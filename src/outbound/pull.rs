@@ -165,7 +165,7 @@ async fn serve_pull(
         .ok_or_else(|| internal(anyhow::anyhow!("the pulled message vanished")))?
         .record;
     let stored_pmode = gateway.pmodes.by_id(&record.pmode_id).unwrap_or(pmode);
-    let (content_type, body, composed) = compose_stored(shared, &record, stored_pmode, partner)
+    let composed = compose_stored(shared, record, stored_pmode, partner)
         .await
         .map_err(internal)?;
     shared
@@ -178,7 +178,7 @@ async fn serve_pull(
         .await
         .map_err(|e| internal(e.into()))?;
     tracing::info!(message_id, partner, mpc, attempt, "message pulled");
-    Ok(respond::message(&content_type, body))
+    Ok(respond::message(&composed.content_type, composed.body))
 }
 
 /// A receipt (or error) the puller pushed back for a message it pulled from us.
