@@ -4,7 +4,8 @@
 //! without compression, and with payloads past the spool threshold (streamed); reception
 //! awareness retries until a valid receipt (receiver down first; never up → SEND_FAILURE with
 //! EBMS:0301; forged and mismatched receipts refused); submissions are idempotent; `kill -9`
-//! of the sender mid-retry loses nothing.
+//! of the sender mid-retry loses nothing. Pull: served and pulled messages (also one past the
+//! 1 MiB answer limit), authorisation, EBMS:0006 and re-offers.
 
 mod common;
 
@@ -121,13 +122,8 @@ async fn payloads_past_the_spool_threshold_stream_to_the_receiver() {
     let (red, blue) = pair().await;
     // Random bytes do not shrink under gzip, so every part is staged past the 1 MiB spool
     // threshold (in a spool file) and encrypted while the request streams, compressed or not.
-    let random = |len: usize| {
-        let mut bytes = vec![0u8; len];
-        aws_lc_rs::rand::fill(&mut bytes).unwrap();
-        bytes
-    };
-    let large = random(3 * 1024 * 1024 + 17);
-    let larger = random(5 * 1024 * 1024);
+    let large = random_bytes(3 * 1024 * 1024 + 17);
+    let larger = random_bytes(5 * 1024 * 1024);
     let payloads = [
         (large.as_slice(), "application/octet-stream"),
         (b"<small/>".as_slice(), "application/xml"),
@@ -497,6 +493,42 @@ async fn pulled_messages_arrive_exactly_once_and_are_receipted() {
         let ours = blue.store().message(id).await.unwrap().unwrap();
         assert_eq!(count(&ours, "WAITING_FOR_RECEIPT"), 1);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulled_message_past_the_answer_limit_streams_to_the_puller() {
+    let blue = Node::http("blue_gw", "red_gw", "127.0.0.1:0", None, "").await;
+    // Larger than the 1 MiB a back-end's answer may have: the pulled message streams into
+    // red's intake like a pushed one.
+    let large = random_bytes(3 * 1024 * 1024);
+    let id = blue
+        .submit(
+            "b2r-pull",
+            &[(large.as_slice(), "application/octet-stream")],
+        )
+        .await;
+    let red = Node::http(
+        "red_gw",
+        "blue_gw",
+        "127.0.0.1:0",
+        Some(&blue.url()),
+        "[[pull]]\npmode = \"b2r-pull\"\ninterval = \"200ms\"\n",
+    )
+    .await;
+    let ours = wait_state(blue.store(), &id, ACKNOWLEDGED, Duration::from_secs(60)).await;
+    assert_eq!(count(&ours, "WAITING_FOR_RECEIPT"), 1, "{:?}", ours.history);
+    let theirs = red.store().message(&id).await.unwrap().expect("pulled");
+    let received = theirs.record.payloads[0]
+        .content(&red.running.shared.blobs)
+        .unwrap();
+    assert!(received == large, "the pulled payload differs");
+}
+
+/// `len` random bytes.
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    bytes
 }
 
 /// A PullRequest for `mpc` signed with `key` (a test-pki key path without extension).

@@ -88,10 +88,10 @@ pub enum Processed {
 }
 
 /// How a message reached us.
-#[derive(Debug, Clone, Copy)]
-pub enum Arrival<'a> {
+#[derive(Debug, Clone)]
+pub enum Arrival {
     /// Pushed by the partner, over this connection (TLS client certificate, if any).
-    Pushed(Option<&'a Peer>),
+    Pushed(Option<Peer>),
     /// Returned to our PullRequest (the partner's TLS client certificate does not apply).
     Pulled,
 }
@@ -100,7 +100,7 @@ pub enum Arrival<'a> {
 pub fn process(
     shared: &Shared,
     received: Received,
-    arrival: Arrival<'_>,
+    arrival: &Arrival,
     now: OffsetDateTime,
 ) -> Result<Processed, Rejected> {
     let gateway = &shared.gateway;
@@ -162,7 +162,7 @@ pub fn process(
         ))
     })?;
     if let Arrival::Pushed(peer) = arrival {
-        check_tls_client(partner, peer, from).map_err(&refuse)?;
+        check_tls_client(partner, peer.as_ref(), from).map_err(&refuse)?;
     }
 
     // Decrypt every encrypted attachment into a fresh spool, replacing the cipher part.
