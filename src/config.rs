@@ -174,8 +174,8 @@ pub struct LimitsConfig {
     pub max_references: usize,
     /// Largest X.509 certificate accepted in a security token, in bytes (default 16 KiB).
     pub max_certificate_bytes: usize,
-    /// Attachments up to this size are kept in memory while processing; larger ones spool to
-    /// disk (default 1 MiB).
+    /// Attachments up to this size are kept in memory while processing, and so are composed
+    /// parts of a message being sent; larger ones spool to disk (default 1 MiB).
     pub spool_threshold_bytes: usize,
 }
 

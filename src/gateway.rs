@@ -233,7 +233,8 @@ pub struct Shared {
     pub store: Store,
     /// Payload blobs.
     pub blobs: BlobStore,
-    /// Where attachments spill while a request is processed.
+    /// Where large parts spill ([`crate::spool`]): received attachments while a request is
+    /// processed, composed parts while a message is sent.
     pub spool_dir: PathBuf,
     /// The queue delivery work goes through.
     pub queue: Queue,

@@ -6,7 +6,8 @@
 //! Modules follow a message's path: [`server`] accepts it, [`inbound`] checks, stores and
 //! answers it, [`store`] keeps it, [`queue`] carries the work items (embedded SQLite queue or
 //! RabbitMQ) that [`delivery`] consumes to push messages to back-ends, and [`operate`] holds the
-//! operator actions (dead letters, suspend/resume, disable/enable).
+//! operator actions (dead letters, suspend/resume, disable/enable). [`outbound`] sends to
+//! partner gateways; [`spool`] keeps large parts on disk while either side handles them.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -20,5 +21,6 @@ pub mod pem;
 pub mod queue;
 pub mod sample;
 pub mod server;
+pub mod spool;
 pub mod store;
 pub mod telemetry;

@@ -1,9 +1,11 @@
 //! Sending: two gateways on loopback, C2 (`blue_gw`, the sender) and C3 (`red_gw`, the
 //! receiver), each with its own keys from test-pki. Submissions are sent, receipted and
 //! stored for eDelivery AS4 1.15 and 2.0 P-Modes, with 0, 1 and several payloads, with and
-//! without compression; reception awareness retries until a valid receipt (receiver down
-//! first; never up → SEND_FAILURE with EBMS:0301; forged and mismatched receipts refused);
-//! submissions are idempotent; `kill -9` of the sender mid-retry loses nothing.
+//! without compression, and with payloads past the spool threshold (streamed); reception
+//! awareness retries until a valid receipt (receiver down first; never up → SEND_FAILURE with
+//! EBMS:0301; forged and mismatched receipts refused); submissions are idempotent; `kill -9`
+//! of the sender mid-retry loses nothing. Pull: served and pulled messages (also one past the
+//! 1 MiB answer limit), authorisation, EBMS:0006 and re-offers.
 
 mod common;
 
@@ -113,6 +115,50 @@ async fn two_gateways_exchange_under_1_15_and_2_0() {
             "{pmode}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_past_the_spool_threshold_stream_to_the_receiver() {
+    let (red, blue) = pair().await;
+    // Random bytes do not shrink under gzip, so every part is staged past the 1 MiB spool
+    // threshold (in a spool file) and encrypted while the request streams, compressed or not.
+    let large = random_bytes(3 * 1024 * 1024 + 17);
+    let larger = random_bytes(5 * 1024 * 1024);
+    let payloads = [
+        (large.as_slice(), "application/octet-stream"),
+        (b"<small/>".as_slice(), "application/xml"),
+        (larger.as_slice(), "application/pdf"),
+    ];
+    let mut sent = Vec::new();
+    for pmode in ["b2r-115", "b2r-115-plain", "b2r-20"] {
+        sent.push((pmode, blue.submit(pmode, &payloads).await));
+    }
+    for (pmode, id) in &sent {
+        let ours = wait_state(blue.store(), id, ACKNOWLEDGED, Duration::from_secs(60)).await;
+        assert_eq!(
+            count(&ours, "SEND_IN_PROGRESS"),
+            1,
+            "{pmode}: {:?}",
+            ours.history
+        );
+        let theirs = red
+            .store()
+            .message(id)
+            .await
+            .unwrap()
+            .expect("stored at red");
+        assert_eq!(theirs.record.payloads.len(), payloads.len());
+        for (i, (stored, (bytes, mime))) in theirs.record.payloads.iter().zip(payloads).enumerate()
+        {
+            let received = stored.content(&red.running.shared.blobs).unwrap();
+            assert!(received == bytes, "{pmode}: payload {i} differs");
+            assert_eq!(stored.mime_type.as_deref(), Some(mime));
+            assert_eq!(stored.compressed, !pmode.ends_with("plain"), "{pmode}");
+        }
+    }
+    // Nothing is left in the sender's spool.
+    let spool = &blue.running.shared.spool_dir;
+    assert_eq!(std::fs::read_dir(spool).unwrap().count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -447,6 +493,42 @@ async fn pulled_messages_arrive_exactly_once_and_are_receipted() {
         let ours = blue.store().message(id).await.unwrap().unwrap();
         assert_eq!(count(&ours, "WAITING_FOR_RECEIPT"), 1);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulled_message_past_the_answer_limit_streams_to_the_puller() {
+    let blue = Node::http("blue_gw", "red_gw", "127.0.0.1:0", None, "").await;
+    // Larger than the 1 MiB a back-end's answer may have: the pulled message streams into
+    // red's intake like a pushed one.
+    let large = random_bytes(3 * 1024 * 1024);
+    let id = blue
+        .submit(
+            "b2r-pull",
+            &[(large.as_slice(), "application/octet-stream")],
+        )
+        .await;
+    let red = Node::http(
+        "red_gw",
+        "blue_gw",
+        "127.0.0.1:0",
+        Some(&blue.url()),
+        "[[pull]]\npmode = \"b2r-pull\"\ninterval = \"200ms\"\n",
+    )
+    .await;
+    let ours = wait_state(blue.store(), &id, ACKNOWLEDGED, Duration::from_secs(60)).await;
+    assert_eq!(count(&ours, "WAITING_FOR_RECEIPT"), 1, "{:?}", ours.history);
+    let theirs = red.store().message(&id).await.unwrap().expect("pulled");
+    let received = theirs.record.payloads[0]
+        .content(&red.running.shared.blobs)
+        .unwrap();
+    assert!(received == large, "the pulled payload differs");
+}
+
+/// `len` random bytes.
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    bytes
 }
 
 /// A PullRequest for `mpc` signed with `key` (a test-pki key path without extension).

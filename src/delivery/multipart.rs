@@ -3,18 +3,24 @@
 //!
 //! A [`Multipart`] is a list of segments: small byte strings (boundaries, part headers,
 //! metadata) and payloads, which are either kept in memory already (inline payloads from the
-//! database row) or open blob files read in [`FILE_CHUNK`] pieces while the request is sent,
-//! so a large payload is never loaded whole. The total length is known before sending (blob
-//! files are checked against their recorded size when opened), so requests carry a
-//! `Content-Length`.
+//! database row), open blob files read in [`FILE_CHUNK`] pieces while the request is sent, or
+//! parts staged in a spool by the AS4 composer ([`StagedBody`]), read the same way and
+//! encrypted (AES-128-GCM) as they go out when the P-Mode encrypts. A large payload is thus
+//! never loaded whole. The total length is known before sending (blob files are checked
+//! against their recorded size when opened; an encrypted part is its staged length plus the
+//! GCM IV and tag), so requests carry a `Content-Length`.
+//!
+//! The body is produced once: a request the transport sends again (one a closed idle
+//! connection handed back unwritten) carries the same, still unread body.
 //!
 //! Header values built from message data (content ids, MIME types) come from the partner's
 //! message and are sanitised here: a MIME type that is not a plain `type/subtype[; params]`
 //! becomes `application/octet-stream`, and quoted strings are escaped as RFC 7578 §4.2 and
 //! HTML do (`"` → `%22`, CR → `%0D`, LF → `%0A`).
 
-use std::io;
+use std::io::{self, Read, Seek};
 
+use as4gate_wssec::xmlenc::{GCM_IV_LEN, GCM_TAG_LEN, GcmEncryptor};
 use aws_lc_rs::digest;
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -25,6 +31,7 @@ use hyper::body::Frame;
 use tokio::io::AsyncReadExt;
 
 use super::retry::ExchangeError;
+use crate::spool::Spooled;
 use crate::store::blobs::hex;
 use crate::store::{BlobStore, InboundRecord, StoredPayload};
 
@@ -50,6 +57,59 @@ pub enum PayloadBody {
         /// The blob id: lower-case hex SHA-256 the bytes must have.
         sha256: String,
     },
+    /// A composed AS4 part staged in a spool (boxed: the GCM state is large).
+    Staged(Box<StagedBody>),
+}
+
+/// A composed AS4 part staged in a spool (memory or an anonymous temporary file): its bytes
+/// as they go on the wire before encryption, and, when the P-Mode encrypts, the AES-128-GCM
+/// encryptor (fresh key and IV) that turns them into `IV || ciphertext || tag` as they are
+/// written.
+pub struct StagedBody {
+    /// The staged bytes.
+    pub content: Spooled,
+    /// Encrypts the bytes on the way out; `None` sends them as they are.
+    pub cipher: Option<GcmEncryptor>,
+}
+
+impl std::fmt::Debug for StagedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedBody")
+            .field("content", &self.content)
+            .field("encrypted", &self.cipher.is_some())
+            .finish()
+    }
+}
+
+impl StagedBody {
+    /// Length on the wire: the staged bytes, plus IV and tag when encrypted.
+    pub fn wire_len(&self) -> u64 {
+        let overhead = if self.cipher.is_some() {
+            (GCM_IV_LEN + GCM_TAG_LEN) as u64
+        } else {
+            0
+        };
+        self.content.len() + overhead
+    }
+
+    /// The wire bytes in one buffer (for a message composed to be held in memory).
+    pub fn into_wire_bytes(self) -> io::Result<Vec<u8>> {
+        let plain = match self.content {
+            Spooled::Memory(bytes) => bytes,
+            spilled => {
+                let mut bytes = Vec::new();
+                spilled.reader()?.read_to_end(&mut bytes)?;
+                bytes
+            }
+        };
+        let Some(mut cipher) = self.cipher else {
+            return Ok(plain);
+        };
+        let mut out = Vec::with_capacity(plain.len() + GCM_IV_LEN + GCM_TAG_LEN);
+        cipher.update(&plain, &mut out).map_err(io::Error::other)?;
+        cipher.finish(&mut out).map_err(io::Error::other)?;
+        Ok(out)
+    }
 }
 
 /// A blob file did not hold the bytes its id promises (digest mismatch or short file).
@@ -75,6 +135,7 @@ impl PayloadBody {
         match self {
             PayloadBody::Inline(b) => b.len() as u64,
             PayloadBody::File { len, .. } => *len,
+            PayloadBody::Staged(staged) => staged.wire_len(),
         }
     }
 }
@@ -227,45 +288,83 @@ fn segment_stream(segment: Segment) -> BoxStream<'static, io::Result<Bytes>> {
             len,
             content_id,
             sha256,
-        }) => {
-            let state = FileStream {
+        }) => chunks(PartChunks {
+            plain: Plain::File(FileChunks {
                 file,
                 left: len,
-                hasher: Some(digest::Context::new(&digest::SHA256)),
-                content_id,
-                sha256,
+                blob: Some(BlobCheck {
+                    hasher: Some(digest::Context::new(&digest::SHA256)),
+                    content_id,
+                    sha256,
+                }),
+            }),
+            cipher: None,
+        }),
+        Segment::Payload(PayloadBody::Staged(staged)) => {
+            let StagedBody { content, cipher } = *staged;
+            let plain = match content {
+                Spooled::Memory(bytes) => Plain::Memory(Bytes::from(bytes)),
+                Spooled::File { mut file, len } => match file.rewind() {
+                    Ok(()) => Plain::File(FileChunks {
+                        file: tokio::fs::File::from_std(file),
+                        left: len,
+                        blob: None,
+                    }),
+                    Err(e) => return stream::once(async move { Err(e) }).boxed(),
+                },
             };
-            stream::try_unfold(state, |mut s| async move {
-                match s.next_chunk().await? {
-                    Some(chunk) => Ok(Some((chunk, s))),
-                    None => Ok(None),
-                }
-            })
-            .boxed()
+            chunks(PartChunks { plain, cipher })
         }
     }
 }
 
-/// A blob file being streamed: what is left to read and the running digest.
-struct FileStream {
+/// The chunks of a part as a stream.
+fn chunks(source: PartChunks) -> BoxStream<'static, io::Result<Bytes>> {
+    stream::try_unfold(source, |mut s| async move {
+        match s.next_chunk().await? {
+            Some(chunk) => Ok(Some((chunk, s))),
+            None => Ok(None),
+        }
+    })
+    .boxed()
+}
+
+/// A file being streamed: what is left to read and, for a blob, the digest to check.
+struct FileChunks {
     file: tokio::fs::File,
     left: u64,
+    blob: Option<BlobCheck>,
+}
+
+/// The running digest of a blob file and the id it must match.
+struct BlobCheck {
     /// `None` once the digest has been checked.
     hasher: Option<digest::Context>,
     content_id: String,
     sha256: String,
 }
 
-impl FileStream {
-    /// The next chunk; `None` at the end, after the digest matched.
+impl BlobCheck {
+    fn corrupt(&self, detail: String) -> io::Error {
+        CorruptBlob {
+            content_id: self.content_id.clone(),
+            detail,
+        }
+        .into_io()
+    }
+}
+
+impl FileChunks {
+    /// The next chunk; `None` at the end, after a blob's digest matched.
     async fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
         if self.left == 0 {
-            let Some(hasher) = self.hasher.take() else {
-                return Ok(None);
-            };
-            let actual = hex(hasher.finish().as_ref());
-            if actual != self.sha256 {
-                return Err(self.corrupt(format!("SHA-256 is {actual}")));
+            if let Some(blob) = &mut self.blob
+                && let Some(hasher) = blob.hasher.take()
+            {
+                let actual = hex(hasher.finish().as_ref());
+                if actual != blob.sha256 {
+                    return Err(blob.corrupt(format!("SHA-256 is {actual}")));
+                }
             }
             return Ok(None);
         }
@@ -275,22 +374,53 @@ impl FileStream {
         let mut buf = vec![0u8; want];
         let n = self.file.read(&mut buf).await?;
         if n == 0 {
-            return Err(self.corrupt(format!("file ends {} bytes early", self.left)));
+            let detail = format!("file ends {} bytes early", self.left);
+            return Err(match &self.blob {
+                Some(blob) => blob.corrupt(detail),
+                None => io::Error::new(io::ErrorKind::UnexpectedEof, detail),
+            });
         }
         buf.truncate(n);
-        if let Some(hasher) = &mut self.hasher {
+        if let Some(hasher) = self.blob.as_mut().and_then(|b| b.hasher.as_mut()) {
             hasher.update(&buf);
         }
         self.left -= n as u64;
         Ok(Some(Bytes::from(buf)))
     }
+}
 
-    fn corrupt(&self, detail: String) -> io::Error {
-        CorruptBlob {
-            content_id: self.content_id.clone(),
-            detail,
+/// The plain bytes of a part.
+enum Plain {
+    /// In memory; emptied when handed out.
+    Memory(Bytes),
+    File(FileChunks),
+}
+
+/// A part being streamed, encrypted on the way when it has a cipher.
+struct PartChunks {
+    plain: Plain,
+    /// `None` when not encrypting, or once the tag has been written.
+    cipher: Option<GcmEncryptor>,
+}
+
+impl PartChunks {
+    /// The next chunk; `None` at the end.
+    async fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        let plain = match &mut self.plain {
+            Plain::Memory(bytes) => Some(std::mem::take(bytes)).filter(|b| !b.is_empty()),
+            Plain::File(file) => file.next_chunk().await?,
+        };
+        let Some(cipher) = &mut self.cipher else {
+            return Ok(plain);
+        };
+        let mut out =
+            Vec::with_capacity(plain.as_ref().map_or(0, Bytes::len) + GCM_IV_LEN + GCM_TAG_LEN);
+        match plain {
+            Some(plain) => cipher.update(&plain, &mut out),
+            None => self.cipher.take().map_or(Ok(()), |c| c.finish(&mut out)),
         }
-        .into_io()
+        .map_err(io::Error::other)?;
+        Ok(Some(Bytes::from(out)))
     }
 }
 
@@ -377,6 +507,88 @@ mod tests {
         assert!(bytes.starts_with(head.as_bytes()));
         assert_eq!(&bytes[head.len()..head.len() + content.len()], &content[..]);
         assert!(bytes.ends_with(format!("\r\n--{boundary}--\r\n").as_bytes()));
+    }
+
+    #[tokio::test]
+    async fn staged_parts_stream_as_in_memory_and_decrypt() {
+        use std::io::Write;
+
+        use as4gate_wssec::xmlenc::GcmDecryptor;
+
+        use crate::spool::SpoolWriter;
+
+        let (key, iv) = ([7u8; 16], [9u8; 12]);
+        let sealed = |content: Spooled| StagedBody {
+            content,
+            cipher: Some(GcmEncryptor::new(&key, &iv).unwrap()),
+        };
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let spill = || {
+            let mut w = SpoolWriter::new(dir.path(), 1000);
+            w.write_all(&content).unwrap();
+            let spilled = w.finish().unwrap();
+            assert!(matches!(spilled, Spooled::File { .. }));
+            spilled
+        };
+        let expected = sealed(Spooled::Memory(content.clone()))
+            .into_wire_bytes()
+            .unwrap();
+        assert_eq!(expected.len(), content.len() + GCM_IV_LEN + GCM_TAG_LEN);
+        assert_eq!(&expected[..GCM_IV_LEN], &iv);
+        let mut decryptor = GcmDecryptor::new(&key);
+        let mut plain = Vec::new();
+        decryptor.update(&expected, &mut plain).unwrap();
+        decryptor.finish().unwrap();
+        assert_eq!(plain, content);
+
+        let parts = [
+            (sealed(spill()), expected.clone()),
+            (sealed(Spooled::Memory(content.clone())), expected),
+            (
+                StagedBody {
+                    content: spill(),
+                    cipher: None,
+                },
+                content.clone(),
+            ),
+            (sealed(Spooled::Memory(Vec::new())), {
+                let mut empty = Vec::new();
+                GcmEncryptor::new(&key, &iv)
+                    .unwrap()
+                    .finish(&mut empty)
+                    .unwrap();
+                empty
+            }),
+        ];
+        let mut m = Multipart::new();
+        let mut wanted = Vec::new();
+        for (i, (staged, bytes)) in parts.into_iter().enumerate() {
+            let header = format!("X-Part: {i}");
+            assert_eq!(staged.wire_len(), bytes.len() as u64);
+            m.payload_part(
+                std::slice::from_ref(&header),
+                PayloadBody::Staged(Box::new(staged)),
+            );
+            wanted.push((header, bytes));
+        }
+        let (len, body) = m.finish();
+        let streamed = body.collect().await.unwrap().to_bytes();
+        assert_eq!(streamed.len() as u64, len);
+        let mut at = 0;
+        for (header, bytes) in wanted {
+            let head = format!("{header}\r\n\r\n");
+            at += find(&streamed[at..], head.as_bytes()) + head.len();
+            assert_eq!(&streamed[at..at + bytes.len()], &bytes[..], "{header}");
+            at += bytes.len();
+        }
+    }
+
+    fn find(haystack: &[u8], needle: &[u8]) -> usize {
+        haystack
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap()
     }
 
     /// Streams a 3-byte file ("abc") declared as `len` bytes with a wrong digest; the error.

@@ -1,14 +1,17 @@
 //! One HTTP exchange with a back-end or a partner gateway: take an idle connection from the
 //! pool or open one (TCP, then TLS for `https`), POST a streamed body, read the answer up to
-//! [`MAX_ANSWER_BYTES`], and keep the connection for the next exchange when it can carry one.
+//! [`MAX_ANSWER_BYTES`] (or hand it to the caller as it streams, for a message pulled from a
+//! partner: [`HttpSender::post_bytes_streaming`]), and keep the connection for the next
+//! exchange when it can carry one.
 //!
 //! A per-sender [`tokio::sync::Semaphore`] bounds how many exchanges run at once, and the
-//! `timeout` covers the whole exchange, taking or opening the connection included (waiting for
-//! a permit is not counted); a timeout drops the connection. TLS is rustls with aws-lc-rs,
-//! TLS 1.2 and 1.3 only, ALPN `http/1.1`, server certificates checked against the configured
-//! CA file, with an optional client certificate for mutual TLS. A handshake the server refuses
-//! is [`ExchangeError::Tls`], also when the refusal only arrives with the first answer (under
-//! TLS 1.3 a server checks the client certificate after the client has finished its side).
+//! `timeout` covers the whole exchange, taking or opening the connection and reading the
+//! answer included (waiting for a permit is not counted); a timeout drops the connection. TLS
+//! is rustls with aws-lc-rs, TLS 1.2 and 1.3 only, ALPN `http/1.1`, server certificates
+//! checked against the configured CA file, with an optional client certificate for mutual TLS.
+//! A handshake the server refuses is [`ExchangeError::Tls`], also when the refusal only arrives
+//! with the first answer (under TLS 1.3 a server checks the client certificate after the client
+//! has finished its side).
 //!
 //! # Connection pool
 //!
@@ -16,8 +19,9 @@
 //! `Connection: close` is sent). The pool holds idle connections only, under these rules:
 //!
 //! - A connection goes back into the pool only after an exchange that ended cleanly: the
-//!   answer was read to its end (not cut off at [`MAX_ANSWER_BYTES`]), came as HTTP/1.1
-//!   without `Connection: close`, and the connection is not closed. An error, a timeout or a
+//!   answer was read to its end (not cut off at [`MAX_ANSWER_BYTES`], not left unread by the
+//!   caller of [`HttpSender::post_bytes_streaming`]), came as HTTP/1.1 without
+//!   `Connection: close`, and the connection is not closed. An error, a timeout or a
 //!   truncated answer drops the connection, which closes it.
 //! - A connection taken out belongs to that one exchange until it is put back or dropped; two
 //!   exchanges never share one.
@@ -36,11 +40,14 @@
 //! already have acted on the request. The short idle timeout and the check right before use
 //! keep that window small.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{
     CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, HeaderName, TE, TRANSFER_ENCODING,
@@ -158,7 +165,8 @@ impl HttpSender {
         headers: HeaderMap,
         body: Multipart,
     ) -> Result<Answer, ExchangeError> {
-        self.send(content_type, headers, body.finish()).await
+        self.send(content_type, headers, body.finish(), collect)
+            .await
     }
 
     /// POSTs `body` as it is (an AS4 message) with `content_type` and `headers`, under the
@@ -169,37 +177,52 @@ impl HttpSender {
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<Answer, ExchangeError> {
-        let length = body.len() as u64;
-        let body = http_body_util::Full::new(body)
-            .map_err(|never| match never {})
-            .boxed_unsync();
-        self.send(content_type, headers, (length, body)).await
+        self.send(content_type, headers, full(body), collect).await
     }
 
-    async fn send(
+    /// Like [`HttpSender::post_bytes`], but the answer is handed to `read` as it streams
+    /// instead of being collected up to [`MAX_ANSWER_BYTES`]: for an answer that may be a
+    /// large message. The timeout covers `read`; the connection is kept only when `read`
+    /// consumed the body to its end.
+    pub async fn post_bytes_streaming<T>(
+        &self,
+        content_type: String,
+        headers: HeaderMap,
+        body: Bytes,
+        read: impl AsyncFnOnce(StreamedAnswer<'_>) -> T,
+    ) -> Result<T, ExchangeError> {
+        self.send(content_type, headers, full(body), async |answer| {
+            Ok(read(answer).await)
+        })
+        .await
+    }
+
+    async fn send<T>(
         &self,
         content_type: String,
         headers: HeaderMap,
         body: (u64, Body),
-    ) -> Result<Answer, ExchangeError> {
+        read: impl AsyncFnOnce(StreamedAnswer<'_>) -> Result<T, ExchangeError>,
+    ) -> Result<T, ExchangeError> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| ExchangeError::Request("the connector is shut down".to_owned()))?;
-        let exchange = self.exchange(content_type, headers, body);
+        let exchange = self.exchange(content_type, headers, body, read);
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(ExchangeError::Timeout(self.timeout)),
         }
     }
 
-    async fn exchange(
+    async fn exchange<T>(
         &self,
         content_type: String,
         headers: HeaderMap,
         body: (u64, Body),
-    ) -> Result<Answer, ExchangeError> {
+        read: impl AsyncFnOnce(StreamedAnswer<'_>) -> Result<T, ExchangeError>,
+    ) -> Result<T, ExchangeError> {
         let mut request = self.request(content_type, headers, body)?;
         loop {
             let (mut connection, reused) = match self.pool.take() {
@@ -213,7 +236,7 @@ impl HttpSender {
                 }
             }
             match connection.sender.try_send_request(request).await {
-                Ok(response) => return self.answer(connection, response).await,
+                Ok(response) => return self.answer(connection, response, read).await,
                 Err(mut failed) => match failed.take_message() {
                     // Never written: the idle connection was closed before it could be used.
                     Some(unsent) if reused => {
@@ -286,51 +309,130 @@ impl HttpSender {
         }
     }
 
-    /// Reads the answer, then puts the connection back when it can carry another request.
-    async fn answer(
+    /// Hands the answer to `read`, then puts the connection back when it can carry another
+    /// request.
+    async fn answer<T>(
         &self,
         connection: Connection,
-        response: hyper::Response<hyper::body::Incoming>,
-    ) -> Result<Answer, ExchangeError> {
-        let status = response.status().as_u16();
-        let keep_alive = response.version() == Version::HTTP_11
-            && !response
-                .headers()
+        response: hyper::Response<Incoming>,
+        read: impl AsyncFnOnce(StreamedAnswer<'_>) -> Result<T, ExchangeError>,
+    ) -> Result<T, ExchangeError> {
+        let (head, mut incoming) = response.into_parts();
+        let keep_alive = head.version == Version::HTTP_11
+            && !head
+                .headers
                 .get_all(CONNECTION)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .any(|token| token.trim().eq_ignore_ascii_case("close"));
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let mut incoming = response.into_body();
-        let mut collected = Vec::new();
-        let mut truncated = false;
-        while let Some(frame) = incoming.frame().await {
-            let frame = frame.map_err(exchange_failure)?;
-            if let Ok(data) = frame.into_data() {
-                let room = MAX_ANSWER_BYTES - collected.len();
-                if data.len() > room {
-                    collected.extend_from_slice(&data[..room]);
-                    truncated = true;
-                    break;
-                }
-                collected.extend_from_slice(&data);
-            }
-        }
-        if keep_alive && !truncated && !connection.sender.is_closed() {
+        let header = |name| {
+            head.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let mut ended = false;
+        let result = read(StreamedAnswer {
+            status: head.status.as_u16(),
+            content_type: header(CONTENT_TYPE),
+            content_length: header(CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+            body: AnswerBody {
+                incoming: &mut incoming,
+                ended: &mut ended,
+            },
+        })
+        .await;
+        if keep_alive && ended && !connection.sender.is_closed() {
             self.pool.put(connection);
         }
-        Ok(Answer {
-            status,
-            content_type,
-            body: Bytes::from(collected),
-            truncated,
-        })
+        result
     }
+}
+
+/// An answer whose body is read as it arrives.
+#[derive(Debug)]
+pub struct StreamedAnswer<'a> {
+    /// HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` header, when present and readable.
+    pub content_type: Option<String>,
+    /// The `Content-Length` header, when present and valid.
+    pub content_length: Option<u64>,
+    /// The body.
+    pub body: AnswerBody<'a>,
+}
+
+/// The body of a [`StreamedAnswer`]; it notes whether it was read to its end (only then can
+/// the connection carry another exchange).
+#[derive(Debug)]
+pub struct AnswerBody<'a> {
+    incoming: &'a mut Incoming,
+    ended: &'a mut bool,
+}
+
+impl hyper::body::Body for AnswerBody<'_> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut *this.incoming).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            *this.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
+}
+
+/// `bytes` as a request body with its length.
+fn full(bytes: Bytes) -> (u64, Body) {
+    let length = bytes.len() as u64;
+    let body = http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    (length, body)
+}
+
+/// Reads an answer up to [`MAX_ANSWER_BYTES`]; a longer one is cut off there.
+async fn collect(answer: StreamedAnswer<'_>) -> Result<Answer, ExchangeError> {
+    let StreamedAnswer {
+        status,
+        content_type,
+        mut body,
+        ..
+    } = answer;
+    let mut collected = Vec::new();
+    let mut truncated = false;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(exchange_failure)?;
+        if let Ok(data) = frame.into_data() {
+            let room = MAX_ANSWER_BYTES - collected.len();
+            if data.len() > room {
+                collected.extend_from_slice(&data[..room]);
+                truncated = true;
+                break;
+            }
+            collected.extend_from_slice(&data);
+        }
+    }
+    Ok(Answer {
+        status,
+        content_type,
+        body: Bytes::from(collected),
+        truncated,
+    })
 }
 
 /// One HTTP/1.1 connection: the handle requests go through and the task that drives it.

@@ -2,112 +2,18 @@
 //!
 //! A `multipart/related` body is split as it streams in ([`as4gate_ebms::mime`]); the root part
 //! is kept in memory (bounded by `max_envelope_bytes`) and each attachment is kept in memory up
-//! to the spool threshold, then spilled to a temporary file in the data directory, so memory
+//! to the spool threshold, then spilled to a temporary file ([`crate::spool`]), so memory
 //! does not grow with attachment size. A single-part `application/soap+xml` body is the
 //! envelope itself.
 
-use std::fs::File;
-use std::io::{self, Cursor, Read, Seek, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use as4gate_ebms::error::{EbmsError, ErrorCode};
 use as4gate_ebms::limits::Limits;
 use as4gate_ebms::mime::{MultipartRelated, MultipartSplitter, PartHeaders, PartSink};
 
-/// Bytes of one part: in memory while small, in a temporary file once past the threshold.
-#[derive(Debug)]
-pub enum Spooled {
-    /// Held in memory.
-    Memory(Vec<u8>),
-    /// Spilled to an anonymous temporary file (deleted when dropped).
-    File {
-        /// The open file.
-        file: File,
-        /// Bytes written.
-        len: u64,
-    },
-}
-
-impl Spooled {
-    /// Size in bytes.
-    pub fn len(&self) -> u64 {
-        match self {
-            Spooled::Memory(v) => v.len() as u64,
-            Spooled::File { len, .. } => *len,
-        }
-    }
-
-    /// Whether the part is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// A reader over the whole content, from the start.
-    pub fn reader(&self) -> io::Result<Box<dyn Read + '_>> {
-        Ok(match self {
-            Spooled::Memory(v) => Box::new(Cursor::new(v.as_slice())),
-            Spooled::File { file, .. } => {
-                let mut f = file.try_clone()?;
-                f.rewind()?;
-                Box::new(f)
-            }
-        })
-    }
-}
-
-/// Writes into a [`Spooled`], moving to disk past `threshold` bytes.
-pub struct SpoolWriter {
-    dir: PathBuf,
-    threshold: usize,
-    content: Spooled,
-}
-
-impl SpoolWriter {
-    /// A writer spilling into `dir` past `threshold` bytes.
-    pub fn new(dir: &Path, threshold: usize) -> SpoolWriter {
-        SpoolWriter {
-            dir: dir.to_owned(),
-            threshold,
-            content: Spooled::Memory(Vec::new()),
-        }
-    }
-
-    /// The finished content.
-    pub fn finish(mut self) -> io::Result<Spooled> {
-        if let Spooled::File { file, .. } = &mut self.content {
-            file.flush()?;
-        }
-        Ok(self.content)
-    }
-}
-
-impl Write for SpoolWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.content {
-            Spooled::Memory(v) if v.len() + buf.len() <= self.threshold => {
-                v.extend_from_slice(buf);
-            }
-            Spooled::Memory(v) => {
-                let mut file = tempfile::tempfile_in(&self.dir)?;
-                file.write_all(v)?;
-                file.write_all(buf)?;
-                self.content = Spooled::File {
-                    file,
-                    len: (v.len() + buf.len()) as u64,
-                };
-            }
-            Spooled::File { file, len } => {
-                file.write_all(buf)?;
-                *len += buf.len() as u64;
-            }
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+use crate::spool::{SpoolWriter, Spooled};
 
 /// One received attachment part.
 #[derive(Debug)]
@@ -334,26 +240,4 @@ impl PartSink for Collector {
 fn spool_error(e: io::Error) -> EbmsError {
     // A local disk problem, not the sender's fault; reported as a processing failure.
     EbmsError::new(ErrorCode::Other, format!("cannot spool attachment: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spool_moves_to_disk_past_threshold() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = SpoolWriter::new(dir.path(), 4);
-        w.write_all(b"abc").unwrap();
-        w.write_all(b"defg").unwrap();
-        let s = w.finish().unwrap();
-        assert!(matches!(s, Spooled::File { len: 7, .. }));
-        let mut out = String::new();
-        s.reader().unwrap().read_to_string(&mut out).unwrap();
-        assert_eq!(out, "abcdefg");
-        // Readers can be opened more than once.
-        let mut again = String::new();
-        s.reader().unwrap().read_to_string(&mut again).unwrap();
-        assert_eq!(again, "abcdefg");
-    }
 }

@@ -13,7 +13,6 @@ pub mod respond;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::post;
@@ -36,18 +35,9 @@ const BODY_CHANNEL_CHUNKS: usize = 16;
 const IN_MEMORY_BODY_BYTES: u64 = 256 * 1024;
 
 /// Ends the intake and runs the checks (blocking).
-fn run_pipeline(
-    shared: &Shared,
-    intake: Intake,
-    peer: Option<Peer>,
-) -> Result<Processed, Rejected> {
+fn run_pipeline(shared: &Shared, intake: Intake, arrival: &Arrival) -> Result<Processed, Rejected> {
     let received = intake.finish().map_err(Rejected::unparsed)?;
-    process::process(
-        shared,
-        received,
-        Arrival::Pushed(peer.as_ref()),
-        time::OffsetDateTime::now_utc(),
-    )
+    process::process(shared, received, arrival, time::OffsetDateTime::now_utc())
 }
 
 /// The AS4 router: `POST /as4`.
@@ -71,7 +61,8 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let body = request.into_body();
-    let outcome = receive_body(&shared, &content_type, declared_length, body, peer).await;
+    let arrival = Arrival::Pushed(peer);
+    let outcome = receive_body(&shared, &content_type, declared_length, body, arrival).await;
     match outcome {
         Ok(Processed::Message(accepted)) => match commit(&shared, *accepted).await {
             Ok(receipt) => respond::receipt(receipt),
@@ -82,18 +73,23 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     }
 }
 
-/// Runs the pipeline over the body on a blocking worker.
+/// Runs the pipeline over a message body on a blocking worker, under the configured limits:
+/// a request pushed to `/as4`, or the answer to our PullRequest.
 ///
 /// A body that declares a small length is read whole first and processed in one blocking
 /// call (fewer thread hand-offs per message); anything else streams into the worker chunk by
 /// chunk, so memory does not grow with the body.
-async fn receive_body(
+pub async fn receive_body<B>(
     shared: &Arc<Shared>,
     content_type: &str,
     declared_length: Option<u64>,
-    body: Body,
-    peer: Option<Peer>,
-) -> Result<Processed, Rejected> {
+    body: B,
+    arrival: Arrival,
+) -> Result<Processed, Rejected>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display,
+{
     let gateway = &shared.gateway;
     let intake = Intake::new(
         content_type,
@@ -126,7 +122,7 @@ async fn receive_body(
             tokio::task::spawn_blocking(move || {
                 let mut intake = intake;
                 intake.push(&bytes).map_err(Rejected::unparsed)?;
-                run_pipeline(&worker_shared, intake, peer)
+                run_pipeline(&worker_shared, intake, &arrival)
             })
             .await
         }
@@ -137,7 +133,7 @@ async fn receive_body(
                 while let Some(chunk) = rx.blocking_recv() {
                     intake.push(&chunk).map_err(Rejected::unparsed)?;
                 }
-                run_pipeline(&worker_shared, intake, peer)
+                run_pipeline(&worker_shared, intake, &arrival)
             });
             let mut stream = body.into_data_stream();
             let mut total: u64 = 0;

@@ -20,8 +20,9 @@ use as4gate_wssec::xmlenc::{EncryptionPlan, GcmDecryptor, XmlEncError};
 use time::OffsetDateTime;
 
 use crate::gateway::{Partner, Shared};
-use crate::inbound::intake::{Attachment, Received, SpoolWriter};
+use crate::inbound::intake::{Attachment, Received};
 use crate::server::Peer;
+use crate::spool::SpoolWriter;
 use crate::store::blobs::hex;
 use crate::store::{InboundRecord, PayloadWriter, StoredPayload, StoredProperty, timestamp};
 
@@ -102,10 +103,10 @@ pub enum Processed {
 }
 
 /// How a message reached us.
-#[derive(Debug, Clone, Copy)]
-pub enum Arrival<'a> {
+#[derive(Debug, Clone)]
+pub enum Arrival {
     /// Pushed by the partner, over this connection (TLS client certificate, if any).
-    Pushed(Option<&'a Peer>),
+    Pushed(Option<Peer>),
     /// Returned to our PullRequest (the partner's TLS client certificate does not apply).
     Pulled,
 }
@@ -114,7 +115,7 @@ pub enum Arrival<'a> {
 pub fn process(
     shared: &Shared,
     received: Received,
-    arrival: Arrival<'_>,
+    arrival: &Arrival,
     now: OffsetDateTime,
 ) -> Result<Processed, Rejected> {
     let gateway = &shared.gateway;
@@ -175,7 +176,7 @@ pub fn process(
         ))
     })?;
     if let Arrival::Pushed(peer) = arrival {
-        check_tls_client(partner, peer, from).map_err(&refuse)?;
+        check_tls_client(partner, peer.as_ref(), from).map_err(&refuse)?;
     }
 
     // Decrypt every encrypted attachment into a fresh spool, replacing the cipher part.

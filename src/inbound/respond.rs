@@ -16,13 +16,14 @@
 use axum::body::Body;
 use axum::response::Response;
 use hyper::StatusCode;
-use hyper::header::CONTENT_TYPE;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 
 use as4gate_ebms::error::EbmsError;
 use as4gate_ebms::signal::{ErrorSignalSpec, build_error};
 use as4gate_pmode::SecurityProfile;
 use as4gate_wssec::sign::sign_envelope;
 
+use crate::delivery::multipart::Multipart;
 use crate::gateway::Shared;
 use crate::inbound::process::{Rejected, Rejection};
 
@@ -92,12 +93,15 @@ pub fn warning(
     }
 }
 
-/// An AS4 message as the answer (a pulled UserMessage), HTTP 200.
-pub fn message(content_type: &str, body: Vec<u8>) -> Response {
+/// An AS4 message as the answer (a pulled UserMessage), HTTP 200, streamed with its
+/// `Content-Length`.
+pub fn message(content_type: &str, body: Multipart) -> Response {
+    let (length, body) = body.finish();
     Response::builder()
         .status(StatusCode::OK)
         .header(CONTENT_TYPE, content_type)
-        .body(Body::from(body))
+        .header(CONTENT_LENGTH, length)
+        .body(Body::new(body))
         .unwrap_or_default()
 }
 

@@ -9,17 +9,19 @@
 //! like a message (the signature must come from a certificate configured for the responder of
 //! a pull P-Mode on that MPC whose initiator we are; else EBMS:0101); the oldest message
 //! waiting there for that partner is handed out (`WAITING_FOR_RECEIPT`) and answered, signed
-//! and encrypted as for a push; none waiting is a signed EBMS:0006 warning. The puller
-//! pushes its receipt back later: it must match the references of the copy handed out
-//! ([`super::receipt::judge`]) and makes the message `ACKNOWLEDGED`. Without a receipt in
-//! time the message is offered again, and after the P-Mode's retries `SEND_FAILURE` with
-//! EBMS:0301 ([`super::send`]).
+//! and encrypted as for a push, and streamed the same way; none waiting is a signed EBMS:0006
+//! warning. The puller pushes its receipt back later: it must match the references of the
+//! copy handed out ([`super::receipt::judge`]) and makes the message `ACKNOWLEDGED`. Without a
+//! receipt in time the message is offered again, and after the P-Mode's retries
+//! `SEND_FAILURE` with EBMS:0301 ([`super::send`]).
 //!
 //! **Pulling** ([`run_puller`], one task per `[[pull]]` entry): every `interval` a signed
-//! PullRequest goes to the partner's endpoint; a returned message runs through the inbound
-//! pipeline exactly as a pushed one (decrypt, verify, store, route; duplicates by MessageId),
-//! and its signed receipt (or our signed ebMS error) is pushed back. After a message it pulls
-//! again at once, so a backlog drains without waiting.
+//! PullRequest goes to the partner's endpoint; the answer streams into the inbound pipeline
+//! exactly as a pushed message does, under the same limits (intake with attachments spooled,
+//! decrypt, verify, store, route; duplicates by MessageId), and its signed receipt (or our
+//! signed ebMS error) is pushed back. The partner's `timeout` covers the whole exchange,
+//! reading and checking the pulled message included. After a message it pulls again at once,
+//! so a backlog drains without waiting.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,7 +176,7 @@ async fn serve_pull(
         .ok_or_else(|| internal(anyhow::anyhow!("the pulled message vanished")))?
         .record;
     let stored_pmode = gateway.pmodes.by_id(&record.pmode_id).unwrap_or(pmode);
-    let (content_type, body, composed) = compose_stored(shared, &record, stored_pmode, partner)
+    let composed = compose_stored(shared, record, stored_pmode, partner)
         .await
         .map_err(internal)?;
     shared
@@ -187,7 +189,7 @@ async fn serve_pull(
         .await
         .map_err(|e| internal(e.into()))?;
     tracing::info!(message_id, partner, mpc, attempt, "message pulled");
-    Ok(respond::message(&content_type, body))
+    Ok(respond::message(&composed.content_type, composed.body))
 }
 
 /// A receipt (or error) the puller pushed back for a message it pulled from us.
@@ -281,37 +283,27 @@ async fn pull_once(shared: &Arc<Shared>, pmode_id: &str) -> anyhow::Result<bool>
         &gateway.keys(pmode.security.profile).signing,
         &[],
     )?;
-    let answer = sender
-        .post_bytes(SOAP.into(), HeaderMap::new(), Bytes::from(signed.xml))
+    // The answer (a message, possibly a large one, or a signal) streams through the same
+    // intake and checks as a pushed message, under the same limits.
+    let processed = sender
+        .post_bytes_streaming(
+            SOAP.into(),
+            HeaderMap::new(),
+            Bytes::from(signed.xml),
+            async |answer| {
+                let content_type = answer.content_type.unwrap_or_default();
+                let length = answer.content_length;
+                crate::inbound::receive_body(
+                    shared,
+                    &content_type,
+                    length,
+                    answer.body,
+                    Arrival::Pulled,
+                )
+                .await
+            },
+        )
         .await?;
-    if answer.truncated {
-        anyhow::bail!("the pulled message is larger than the answer limit");
-    }
-    let content_type = answer.content_type.clone().unwrap_or_default();
-    if let Some(code) = error_signal(shared, &content_type, &answer.body) {
-        if code == ErrorCode::EmptyMessagePartitionChannel.code() {
-            return Ok(false);
-        }
-        anyhow::bail!("the partner refused the PullRequest with {code}");
-    }
-    let mut intake = crate::inbound::intake::Intake::new(
-        &content_type,
-        &gateway.limits,
-        &shared.spool_dir,
-        gateway.config.limits.spool_threshold_bytes,
-    )
-    .map_err(|e| anyhow::anyhow!("pulled answer: {}", e.detail))?;
-    intake
-        .push(&answer.body)
-        .map_err(|e| anyhow::anyhow!("pulled answer: {}", e.detail))?;
-    let received = intake
-        .finish()
-        .map_err(|e| anyhow::anyhow!("pulled answer: {}", e.detail))?;
-    let worker = shared.clone();
-    let processed = tokio::task::spawn_blocking(move || {
-        crate::inbound::process::process(&worker, received, Arrival::Pulled, now)
-    })
-    .await?;
     let reply = match processed {
         Ok(Processed::Message(accepted)) => {
             let message_id = accepted.record.message_id.clone();
@@ -323,11 +315,17 @@ async fn pull_once(shared: &Arc<Shared>, pmode_id: &str) -> anyhow::Result<bool>
                 Err(rejected) => anyhow::bail!("pulled message not stored: {:?}", rejected.reason),
             }
         }
-        Ok(Processed::Signal(_)) => {
-            anyhow::bail!("the partner answered the PullRequest with a signal")
-        }
+        Ok(Processed::Signal(envelope)) => match error_signal(shared, &envelope) {
+            Some(code) if code == ErrorCode::EmptyMessagePartitionChannel.code() => {
+                return Ok(false);
+            }
+            Some(code) => anyhow::bail!("the partner refused the PullRequest with {code}"),
+            None => anyhow::bail!("the partner answered the PullRequest with a signal"),
+        },
+        // A refused message is answered with our signed error; an answer too broken to name
+        // a MessageId gets none (the partner could not relate it to a message).
         Err(rejected) => match rejected.reason {
-            Rejection::Ebms(error) => {
+            Rejection::Ebms(error) if rejected.message_id.is_some() => {
                 tracing::warn!(message_id = rejected.message_id, code = error.code.code(), detail = %error.detail, "pulled message refused");
                 respond::signed_error(
                     shared,
@@ -352,12 +350,9 @@ async fn pull_once(shared: &Arc<Shared>, pmode_id: &str) -> anyhow::Result<bool>
     Ok(true)
 }
 
-/// The error code of an ebMS error signal in a SOAP answer, if it is one.
-fn error_signal(shared: &Shared, content_type: &str, body: &[u8]) -> Option<String> {
-    if !content_type.starts_with("application/soap+xml") {
-        return None;
-    }
-    let text = std::str::from_utf8(body).ok()?;
+/// The error code of the ebMS error signal in a signal-only `envelope`, if it carries one.
+fn error_signal(shared: &Shared, envelope: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(envelope).ok()?;
     let doc = as4gate_ebms::xml::parse(text, &shared.gateway.limits).ok()?;
     let nodes = EnvelopeNodes::locate(&doc).ok()?;
     let messaging = Messaging::parse(&doc, nodes.messaging).ok()?;

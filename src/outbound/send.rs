@@ -18,16 +18,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use as4gate_pmode::{Backoff, Binding, ReceptionAwareness};
-use bytes::Bytes;
 use hyper::header::HeaderMap;
 use time::OffsetDateTime;
 
-use super::compose::{Outgoing, OutgoingPayload, SenderKeys, compose, property};
+use super::compose::{
+    MimeStream, Outgoing, OutgoingPayload, PayloadContent, SenderKeys, compose_staged, property,
+};
 use super::encryption_certificate_for;
 use super::receipt::{Answer, judge};
 use crate::gateway::Shared;
 use crate::queue::Delivery;
+use crate::spool::SpoolWriter;
 use crate::store::outbound::{ACKNOWLEDGED, SEND_FAILURE, SendOutcome, WAITING_FOR_RECEIPT};
+use crate::store::{BlobStore, StoredPayload};
 
 /// ebMS code recorded when reception awareness gives up.
 pub const MISSING_RECEIPT: &str = "EBMS:0301";
@@ -106,14 +109,18 @@ impl OutboundSender {
         let Some(attempt) = store.start_send(message_id, now).await? else {
             return Ok(Settlement::Ack);
         };
-        let (content_type, body, composed) =
-            compose_stored(shared, &record, pmode, &row.partner).await?;
         let Some(sender) = &partner.sender else {
             anyhow::bail!("partner {} has no endpoint", row.partner);
         };
-        let answer = sender
-            .post_bytes(content_type, HeaderMap::new(), Bytes::from(body))
-            .await;
+        let MimeStream {
+            content_type,
+            body,
+            envelope,
+            references,
+        } = compose_stored(shared, record, pmode, &row.partner).await?;
+        // The body owns the staged parts: a spool file goes when the body has been sent or is
+        // dropped. The next attempt composes (and stages) again.
+        let answer = sender.post(content_type, HeaderMap::new(), body).await;
         let now = OffsetDateTime::now_utc();
         let verdict = match &answer {
             Err(e) => Err(e.to_string()),
@@ -125,12 +132,12 @@ impl OutboundSender {
                     &policy,
                     partner,
                     message_id,
-                    &composed.references,
+                    &references,
                     &a.body,
                     now,
                 ) {
                     Answer::Receipt => Ok(SendOutcome::Acknowledged {
-                        envelope: composed.envelope.clone().into_bytes(),
+                        envelope: envelope.into_bytes(),
                         receipt: a.body.to_vec(),
                     }),
                     Answer::Error { code, detail } => Ok(SendOutcome::Failed {
@@ -203,36 +210,19 @@ async fn check_pull(
     Ok(())
 }
 
-/// A fresh MIME boundary.
-fn boundary() -> String {
-    format!("MIMEBoundary_{}", uuid::Uuid::now_v7().simple())
-}
-
 /// Composes a stored outbound message for `partner_id` under `pmode` on a blocking thread:
-/// payloads from the store, the submission's timestamp, our key for the P-Mode's profile and
-/// the partner's encryption certificate for it. Returns the MIME content type and body.
+/// payloads read from the store in chunks and staged in the gateway's spool (memory up to
+/// `limits.spool_threshold_bytes`, an anonymous temporary file beyond), the submission's
+/// timestamp, our key for the P-Mode's profile and the partner's encryption certificate for
+/// it. Returns the message as a streaming body; the staged parts (and any spool file) live
+/// until that body is sent or dropped.
 pub(super) async fn compose_stored(
     shared: &Arc<Shared>,
-    record: &crate::store::InboundRecord,
+    record: crate::store::InboundRecord,
     pmode: &as4gate_pmode::PMode,
     partner_id: &str,
-) -> anyhow::Result<(String, Vec<u8>, super::compose::Composed)> {
-    let message_id = record.message_id.as_str();
-    let now = OffsetDateTime::now_utc();
+) -> anyhow::Result<MimeStream> {
     let profile = pmode.security.profile;
-    let mut payloads = Vec::with_capacity(record.payloads.len());
-    for p in &record.payloads {
-        payloads.push(OutgoingPayload {
-            content_id: p.content_id.clone(),
-            mime_type: p
-                .mime_type
-                .clone()
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            character_set: p.character_set.clone(),
-            content: p.content(&shared.blobs)?,
-            already_compressed: false,
-        });
-    }
     let properties = record
         .message_properties
         .iter()
@@ -249,21 +239,38 @@ pub(super) async fn compose_stored(
         &record.message_timestamp,
         &time::format_description::well_known::Rfc3339,
     )
-    .unwrap_or(now);
+    .unwrap_or_else(|_| OffsetDateTime::now_utc());
     let shared = shared.clone();
     let (pmode_id, partner_id) = (pmode.id.clone(), partner_id.to_owned());
-    let (message_id, conversation_id) = (message_id.to_owned(), record.conversation_id.clone());
     tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let gateway = &shared.gateway;
         let pmode = gateway
             .pmodes
             .by_id(&pmode_id)
             .ok_or_else(|| anyhow::anyhow!("P-Mode {pmode_id} vanished"))?;
-        let composed = compose(
+        let payloads = record
+            .payloads
+            .into_iter()
+            .map(|p| OutgoingPayload {
+                content_id: p.content_id.clone(),
+                mime_type: p
+                    .mime_type
+                    .clone()
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+                character_set: p.character_set.clone(),
+                content: StoredBytes {
+                    payload: p,
+                    blobs: &shared.blobs,
+                },
+                already_compressed: false,
+            })
+            .collect();
+        let threshold = gateway.config.limits.spool_threshold_bytes;
+        let composed = compose_staged(
             &Outgoing {
                 pmode,
-                message_id,
-                conversation_id,
+                message_id: record.message_id,
+                conversation_id: record.conversation_id,
                 properties,
                 payloads,
                 now: stamped,
@@ -275,11 +282,23 @@ pub(super) async fn compose_stored(
                     profile,
                 ),
             },
+            || SpoolWriter::new(&shared.spool_dir, threshold),
         )?;
-        let (content_type, body) = composed.to_mime(&boundary())?;
-        Ok((content_type, body, composed))
+        composed.into_mime_stream()
     })
     .await?
+}
+
+/// A stored payload's bytes: the database row's, or the blob file's checked against its id.
+struct StoredBytes<'a> {
+    payload: StoredPayload,
+    blobs: &'a BlobStore,
+}
+
+impl PayloadContent for StoredBytes<'_> {
+    fn reader(&self) -> std::io::Result<impl std::io::Read + '_> {
+        self.payload.reader(self.blobs)
+    }
 }
 
 /// After attempt `attempt` (1 = the first) got no valid receipt: how long until the next, or

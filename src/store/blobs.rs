@@ -9,7 +9,7 @@
 //! the message row that names them (invariant: blob first, then record).
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::digest;
@@ -75,14 +75,56 @@ impl BlobStore {
 
     /// Reads a whole blob (for small blobs such as envelopes) and checks its digest.
     pub fn read(&self, id: &str) -> io::Result<Vec<u8>> {
-        let bytes = fs::read(self.path(id)?)?;
-        if hex(digest::digest(&digest::SHA256, &bytes).as_ref()) != id {
+        let mut bytes = Vec::new();
+        self.reader(id)?.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Opens a blob for streaming; the reader checks the digest when it reaches the end.
+    pub fn reader(&self, id: &str) -> io::Result<BlobReader> {
+        Ok(BlobReader {
+            file: File::open(self.path(id)?)?,
+            hasher: Some(digest::Context::new(&digest::SHA256)),
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// A blob being read. Its end is reported only after the bytes matched the blob id; a
+/// mismatch is an `InvalidData` error in place of the end, so a reader never takes corrupted
+/// bytes for a complete blob.
+pub struct BlobReader {
+    file: File,
+    /// `None` once the digest has been checked.
+    hasher: Option<digest::Context>,
+    id: String,
+}
+
+impl std::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if n > 0 {
+            if let Some(hasher) = &mut self.hasher {
+                hasher.update(&buf[..n]);
+            }
+        } else if !buf.is_empty()
+            && let Some(hasher) = self.hasher.take()
+            && hex(hasher.finish().as_ref()) != self.id
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("blob {id} is corrupted (digest mismatch)"),
+                format!("blob {} is corrupted (digest mismatch)", self.id),
             ));
         }
-        Ok(bytes)
+        Ok(n)
     }
 }
 
@@ -238,6 +280,12 @@ mod tests {
         let a = store.put(b"payload").unwrap();
         fs::write(store.path(&a.id).unwrap(), b"tampered").unwrap();
         let err = store.read(&a.id).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // Streaming reads hand out the bytes, then fail in place of the end.
+        let mut reader = store.reader(&a.id).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(reader.read(&mut buf).unwrap(), 8);
+        let err = reader.read(&mut buf).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 

@@ -24,6 +24,7 @@ pub mod blobs;
 pub mod deliveries;
 pub mod outbound;
 
+use std::io::Read;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -648,10 +649,18 @@ async fn insert_payloads(
 impl StoredPayload {
     /// The payload bytes, from the row or the blob file, checked against the content id.
     pub fn content(&self, blobs: &BlobStore) -> Result<Vec<u8>, StoreError> {
-        match &self.inline {
-            Some(bytes) => Ok(bytes.clone()),
-            None => Ok(blobs.read(&self.blob.id)?),
-        }
+        let mut bytes = Vec::new();
+        self.reader(blobs)?.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// A reader over the payload bytes: the row's, or the blob file's streamed and checked
+    /// against the content id ([`blobs::BlobReader`]).
+    pub fn reader(&self, blobs: &BlobStore) -> std::io::Result<Box<dyn Read + Send + '_>> {
+        Ok(match &self.inline {
+            Some(bytes) => Box::new(bytes.as_slice()),
+            None => Box::new(blobs.reader(&self.blob.id)?),
+        })
     }
 }
 

@@ -5,7 +5,8 @@
 //!   streaming part bodies to a [`PartSink`] without ever holding a whole part:
 //!   memory stays bounded by the boundary length, the header limit and a fixed
 //!   processing step;
-//! * [`MultipartWriter`] writes an outbound body.
+//! * [`MultipartWriter`] writes an outbound body; [`part_header_lines`] and
+//!   friends give its framing to a caller that streams the body itself.
 //!
 //! All inbound violations are EBMS:0007 MimeInconsistency.
 
@@ -17,7 +18,7 @@ mod writer;
 pub use content_type::MultipartRelated;
 pub use headers::{ACCEPTED_TRANSFER_ENCODINGS, PartHeaders};
 pub use splitter::{MAX_TRANSPORT_PADDING, MultipartSplitter, PROCESS_STEP, PartSink};
-pub use writer::MultipartWriter;
+pub use writer::{MultipartWriter, part_header_lines, related_content_type, root_header_lines};
 
 /// Longest boundary RFC 2046 allows (§5.1.1: 1 to 70 characters).
 pub const MAX_BOUNDARY_LEN: usize = 70;

@@ -6,6 +6,13 @@
 //! `std::io::Read`. Header values containing CR or LF, an invalid boundary or an
 //! attachment written before the root part are refused with
 //! `io::ErrorKind::InvalidInput`.
+//!
+//! A caller that assembles the body some other way (an asynchronous stream) frames
+//! the parts with [`related_content_type`], [`root_header_lines`] and
+//! [`part_header_lines`], the pieces [`MultipartWriter`] is made of: each part is
+//! `--boundary CRLF`, its header lines each ended by CRLF, an empty line and the
+//! body; parts after the first are preceded by CRLF, and the body ends with
+//! `CRLF --boundary-- CRLF`.
 
 use std::io::{self, Read, Write};
 
@@ -40,12 +47,7 @@ impl<W: Write> MultipartWriter<W> {
 
     /// The HTTP `Content-Type` to send with this body.
     pub fn content_type(&self) -> String {
-        format!(
-            "multipart/related; boundary=\"{}\"; type=\"{}\"; start=\"<{}>\"",
-            self.boundary,
-            ns::SOAP12_MEDIA_TYPE,
-            self.root_content_id
-        )
+        related_content_type(&self.boundary, &self.root_content_id)
     }
 
     /// Writes the root part (`application/soap+xml; charset=UTF-8`).
@@ -53,8 +55,8 @@ impl<W: Write> MultipartWriter<W> {
         if self.root_written {
             return Err(invalid("root part written twice".into()));
         }
-        let cid = self.root_content_id.clone();
-        self.part_header(&cid, &format!("{}; charset=UTF-8", ns::SOAP12_MEDIA_TYPE))?;
+        let lines = root_header_lines(&self.root_content_id)?;
+        self.part_header(&lines)?;
         self.out.write_all(envelope)?;
         self.root_written = true;
         Ok(())
@@ -70,9 +72,8 @@ impl<W: Write> MultipartWriter<W> {
         if !self.root_written {
             return Err(invalid("attachment written before the root part".into()));
         }
-        check_header_value(content_id)?;
-        check_header_value(content_type)?;
-        self.part_header(content_id, content_type)?;
+        let lines = part_header_lines(content_id, content_type)?;
+        self.part_header(&lines)?;
         io::copy(body, &mut self.out)
     }
 
@@ -85,14 +86,45 @@ impl<W: Write> MultipartWriter<W> {
         Ok(self.out)
     }
 
-    fn part_header(&mut self, content_id: &str, content_type: &str) -> io::Result<()> {
+    fn part_header(&mut self, lines: &[String]) -> io::Result<()> {
         let lead = if self.root_written { "\r\n" } else { "" };
-        write!(
-            self.out,
-            "{lead}--{}\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <{content_id}>\r\n\r\n",
-            self.boundary
-        )
+        write!(self.out, "{lead}--{}\r\n", self.boundary)?;
+        for line in lines {
+            write!(self.out, "{line}\r\n")?;
+        }
+        self.out.write_all(b"\r\n")
     }
+}
+
+/// The HTTP `Content-Type` of a body with `boundary` whose root part (the SOAP 1.2
+/// envelope) has Content-ID `root_content_id` (without angle brackets).
+pub fn related_content_type(boundary: &str, root_content_id: &str) -> String {
+    format!(
+        "multipart/related; boundary=\"{boundary}\"; type=\"{}\"; start=\"<{root_content_id}>\"",
+        ns::SOAP12_MEDIA_TYPE,
+    )
+}
+
+/// The header lines of the root part (`application/soap+xml; charset=UTF-8`), without
+/// line ends.
+pub fn root_header_lines(root_content_id: &str) -> io::Result<[String; 3]> {
+    part_header_lines(
+        root_content_id,
+        &format!("{}; charset=UTF-8", ns::SOAP12_MEDIA_TYPE),
+    )
+}
+
+/// The header lines of a part, without line ends: `Content-Type`,
+/// `Content-Transfer-Encoding: binary` and `Content-ID`. A value with CR, LF, angle
+/// brackets or non-ASCII characters is refused.
+pub fn part_header_lines(content_id: &str, content_type: &str) -> io::Result<[String; 3]> {
+    check_header_value(content_id)?;
+    check_header_value(content_type)?;
+    Ok([
+        format!("Content-Type: {content_type}"),
+        "Content-Transfer-Encoding: binary".to_owned(),
+        format!("Content-ID: <{content_id}>"),
+    ])
 }
 
 fn invalid(detail: String) -> io::Error {
