@@ -4,8 +4,10 @@
 //! without compression, and with payloads past the spool threshold (streamed); reception
 //! awareness retries until a valid receipt (receiver down first; never up → SEND_FAILURE with
 //! EBMS:0301; forged and mismatched receipts refused); submissions are idempotent; `kill -9`
-//! of the sender mid-retry loses nothing. Pull: served and pulled messages (also one past the
-//! 1 MiB answer limit), authorisation, EBMS:0006 and re-offers.
+//! of the sender mid-retry loses nothing; a message that cannot be composed ends in
+//! SEND_FAILURE. Pull: served and pulled messages (also one past the 1 MiB answer limit),
+//! authorisation, EBMS:0006 and re-offers. Refusals are signed with the receiver's key of
+//! the sender's crypto generation.
 
 mod common;
 
@@ -204,6 +206,33 @@ async fn receiver_never_up_ends_in_send_failure_with_missing_receipt() {
             .unwrap()
             .contains("MissingReceipt")
     );
+}
+
+/// A message whose payload cannot be read any more (its blob file was damaged after the
+/// submission) fails to compose on every attempt: that counts as an attempt without a
+/// receipt, so it ends in SEND_FAILURE on the reception-awareness schedule instead of being
+/// retried for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_cannot_be_composed_ends_in_send_failure() {
+    let port = free_port();
+    let blue = sender_to(port).await;
+    let big = random_bytes(200 * 1024);
+    let id = blue
+        .submit("b2r-115-give-up", &[(&big, "application/octet-stream")])
+        .await;
+    let stored = blue.store().message(&id).await.unwrap().unwrap();
+    let blob = &stored.record.payloads[0].blob;
+    assert!(
+        stored.record.payloads[0].inline.is_none(),
+        "payload kept in a blob file"
+    );
+    let path = blue.running.shared.blobs.path(&blob.id).unwrap();
+    std::fs::write(&path, b"damaged").unwrap();
+    let ours = wait_state(blue.store(), &id, SEND_FAILURE, Duration::from_secs(30)).await;
+    assert_eq!(count(&ours, "SEND_IN_PROGRESS"), 3, "{:?}", ours.history);
+    let failed = blue.store().failed_sends(10).await.unwrap();
+    let last = failed[0].last_error.as_deref().unwrap();
+    assert!(last.contains("could not be composed"), "{last}");
 }
 
 /// A man in the middle in front of red: answers the first request for each message with a
@@ -599,4 +628,118 @@ async fn pull_requests_are_authorised_and_an_empty_mpc_is_a_warning() {
     assert_eq!(count(&ours, "WAITING_FOR_RECEIPT"), 3, "{:?}", ours.history);
     let failed = blue.store().failed_sends(10).await.unwrap();
     assert_eq!(failed[0].error_code.as_deref(), Some("EBMS:0301"));
+}
+
+/// The base64 `wsse:BinarySecurityToken` of a signed answer and its `ds:SignatureMethod`.
+fn answer_signer(body: &str) -> (String, String) {
+    let token = body
+        .split_once("BinarySecurityToken")
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .and_then(|(_, rest)| rest.split_once('<'))
+        .map(|(token, _)| token.split_whitespace().collect())
+        .unwrap_or_default();
+    let method = body
+        .split_once("SignatureMethod Algorithm=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(method, _)| method.to_owned())
+        .unwrap_or_default();
+    (token, method)
+}
+
+fn certificate_base64(rel: &str) -> String {
+    use base64::Engine;
+    let der = as4gate::pem::certificates(&common::pki(rel))
+        .unwrap()
+        .remove(0);
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+/// Posts a composed message to `node`.
+async fn post_to(node: &Node, composed: &as4gate::outbound::compose::Composed) -> (u16, String) {
+    let (content_type, body) = composed.to_mime("MIMEBoundary_generation").unwrap();
+    common::post(&node.url(), &content_type, body).await
+}
+
+/// A sender playing blue_gw under one of the pair's P-Modes, signing with `key`.
+fn blue_as(pmode_id: &str, profile: &str, key: &str, receiver: &str) -> common::Sender {
+    let mut sender = common::Sender::with_key("blue-to-red", key);
+    sender.pmode = as4gate_pmode::PMode::from_toml_str(
+        &common::pair::PModeFile::new(pmode_id, profile).toml(),
+        std::path::Path::new("pair.toml"),
+    )
+    .unwrap();
+    sender.receiver_certificate = as4gate::pem::certificates(&common::pki(receiver))
+        .unwrap()
+        .remove(0);
+    sender
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_signed_with_the_key_of_the_senders_generation() {
+    let red = Node::http("red_gw", "blue_gw", "127.0.0.1:0", None, "").await;
+    let sender = blue_as(
+        "b2r-20",
+        "edelivery-as4-2.0",
+        "blue_gw/ed25519",
+        "red_gw/x25519.crt",
+    );
+    let ed25519 = (
+        certificate_base64("red_gw/ed25519.crt"),
+        "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed25519".to_owned(),
+    );
+
+    // An AS4 2.0 message its P-Mode matched, refused: signed with our Ed25519 key.
+    let mut composed = sender.compose(
+        "gen-1@blue.test",
+        vec![common::payload(1, "application/xml", b"<doc/>")],
+    );
+    composed.envelope = composed
+        .envelope
+        .replace("conversation-1", "conversation-2");
+    let answer = post_to(&red, &composed).await;
+    common::assert_ebms_error(&answer, "EBMS:0101");
+    assert_eq!(answer_signer(&answer.1), ed25519, "{}", answer.1);
+
+    // Ed25519-signed but no P-Mode matches: the signature's claim chooses the key.
+    let mut composed = sender.compose(
+        "gen-2@blue.test",
+        vec![common::payload(1, "application/xml", b"<doc/>")],
+    );
+    composed.envelope = composed.envelope.replace(">b2r-20<", ">NoSuchAction<");
+    let answer = post_to(&red, &composed).await;
+    assert!(
+        matches!(
+            common::error_code(&answer.1).as_deref(),
+            Some("EBMS:0001" | "EBMS:0010")
+        ),
+        "{}",
+        answer.1
+    );
+    assert_eq!(answer_signer(&answer.1), ed25519, "{}", answer.1);
+
+    // An AS4 1.15 message refused: signed with our RSA key.
+    let mut composed = blue_as(
+        "b2r-115",
+        "edelivery-as4-1.15",
+        "blue_gw/rsa",
+        "red_gw/rsa.crt",
+    )
+    .compose(
+        "gen-3@blue.test",
+        vec![common::payload(1, "application/xml", b"<doc/>")],
+    );
+    composed.envelope = composed
+        .envelope
+        .replace("conversation-1", "conversation-2");
+    let answer = post_to(&red, &composed).await;
+    common::assert_ebms_error(&answer, "EBMS:0101");
+    assert_eq!(
+        answer_signer(&answer.1),
+        (
+            certificate_base64("red_gw/rsa.crt"),
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256".to_owned()
+        ),
+        "{}",
+        answer.1
+    );
 }

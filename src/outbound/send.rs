@@ -82,7 +82,7 @@ impl OutboundSender {
         if row.state == ACKNOWLEDGED || row.state == SEND_FAILURE {
             return Ok(Settlement::Ack);
         }
-        let Some(message) = store.message(message_id).await? else {
+        let Some(message) = store.message_for_delivery(message_id).await? else {
             anyhow::bail!("the outbound message {message_id} is missing");
         };
         let record = message.record;
@@ -112,42 +112,49 @@ impl OutboundSender {
         let Some(sender) = &partner.sender else {
             anyhow::bail!("partner {} has no endpoint", row.partner);
         };
-        let MimeStream {
-            content_type,
-            body,
-            envelope,
-            references,
-        } = compose_stored(shared, record, pmode, &row.partner).await?;
-        // The body owns the staged parts: a spool file goes when the body has been sent or is
-        // dropped. The next attempt composes (and stages) again.
-        let answer = sender.post(content_type, HeaderMap::new(), body).await;
-        let now = OffsetDateTime::now_utc();
-        let verdict = match &answer {
-            Err(e) => Err(e.to_string()),
-            Ok(a) => {
-                let policy =
-                    gateway.security_policy(crate::inbound::process::security_policy_for(pmode));
-                match judge(
-                    gateway,
-                    &policy,
-                    partner,
-                    message_id,
-                    &references,
-                    &a.body,
-                    now,
-                ) {
-                    Answer::Receipt => Ok(SendOutcome::Acknowledged {
-                        envelope: envelope.into_bytes(),
-                        receipt: a.body.to_vec(),
-                    }),
-                    Answer::Error { code, detail } => Ok(SendOutcome::Failed {
-                        code,
-                        error: format!("the partner answered with an ebMS error: {detail}"),
-                    }),
-                    Answer::Invalid(reason) => Err(format!("HTTP {}: {reason}", a.status)),
+        // A message that cannot be composed (a payload blob gone, the spool disk full) counts
+        // as an attempt without a receipt, so it follows the reception-awareness schedule to
+        // SEND_FAILURE instead of being retried for ever.
+        let verdict = match compose_stored(shared, record, pmode, &row.partner).await {
+            Err(e) => Err(format!("the message could not be composed: {e:#}")),
+            Ok(MimeStream {
+                content_type,
+                body,
+                envelope,
+                references,
+            }) => {
+                // The body owns the staged parts: a spool file goes when the body has been
+                // sent or is dropped. The next attempt composes (and stages) again.
+                let answer = sender.post(content_type, HeaderMap::new(), body).await;
+                match &answer {
+                    Err(e) => Err(e.to_string()),
+                    Ok(a) => {
+                        let policy = gateway
+                            .security_policy(crate::inbound::process::security_policy_for(pmode));
+                        match judge(
+                            gateway,
+                            &policy,
+                            partner,
+                            message_id,
+                            &references,
+                            &a.body,
+                            OffsetDateTime::now_utc(),
+                        ) {
+                            Answer::Receipt => Ok(SendOutcome::Acknowledged {
+                                envelope: envelope.into_bytes(),
+                                receipt: a.body.to_vec(),
+                            }),
+                            Answer::Error { code, detail } => Ok(SendOutcome::Failed {
+                                code,
+                                error: format!("the partner answered with an ebMS error: {detail}"),
+                            }),
+                            Answer::Invalid(reason) => Err(format!("HTTP {}: {reason}", a.status)),
+                        }
+                    }
                 }
             }
         };
+        let now = OffsetDateTime::now_utc();
         let outcome = match verdict {
             Ok(outcome) => outcome,
             Err(error) => match next_delay(&pmode.reception_awareness, attempt) {
