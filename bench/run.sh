@@ -44,11 +44,11 @@ MATRIX=(
   "diagnosis: 1 KiB, C=64, sqlite_synchronous=normal|--messages 5000 --concurrency 64 --payload-bytes 1024 --warmup 64 --store-sync normal"
   "e2e 1 KiB, C=64, embedded queue|--messages 5000 --concurrency 64 --payload-bytes 1024 --warmup 64 --deliver rest --queue embedded"
   "e2e 1 KiB, C=64, RabbitMQ|--messages 5000 --concurrency 64 --payload-bytes 1024 --warmup 64 --deliver rest --queue rabbitmq"
-  "g2g 1 KiB, AS4 2.0|--to-gateway --messages 5000 --payload-bytes 1024 --prefetch 256"
-  "g2g 1 KiB, AS4 1.15|--to-gateway --messages 5000 --payload-bytes 1024 --prefetch 256 --pmode $REPO/samples/pmodes/blue-to-red.toml"
-  "g2g 1 KiB, AS4 2.0, RabbitMQ|--to-gateway --messages 5000 --payload-bytes 1024 --prefetch 256 --queue rabbitmq"
-  "g2g 10 MiB, AS4 2.0|--to-gateway --messages 20 --payload-bytes 10485760 --prefetch 256"
-  "g2g 100 MiB, AS4 2.0|--to-gateway --messages 3 --payload-bytes 104857600 --prefetch 256"
+  "g2g 1 KiB, AS4 2.0|--to-gateway --concurrency 64 --messages 5000 --payload-bytes 1024 --prefetch 256"
+  "g2g 1 KiB, AS4 1.15|--to-gateway --concurrency 64 --messages 5000 --payload-bytes 1024 --prefetch 256 --pmode $REPO/samples/pmodes/blue-to-red.toml"
+  "g2g 1 KiB, AS4 2.0, RabbitMQ|--to-gateway --concurrency 64 --messages 5000 --payload-bytes 1024 --prefetch 256 --queue rabbitmq"
+  "g2g 10 MiB, AS4 2.0|--to-gateway --concurrency 64 --messages 20 --payload-bytes 10485760 --prefetch 256"
+  "g2g 100 MiB, AS4 2.0|--to-gateway --concurrency 64 --messages 3 --payload-bytes 104857600 --prefetch 256"
 )
 
 ROWS=()
@@ -220,7 +220,9 @@ rss_g2g() { echo "$(col "$(pair_row "$1")" 11) / $(col "$(pair_row "$1")" 12)"; 
   echo "messages to the sender's (blue_gw) store while it is stopped, then starts it; it sends them"
   echo "to the receiver (red_gw) over loopback HTTP/1.1 (signed, gzip, encrypted per the P-Mode;"
   echo "AS4 2.0 = Ed25519 + X25519/HKDF/AES key wrap + AES-128-GCM, AS4 1.15 = RSA-SHA256 + RSA-OAEP)"
-  echo "and verifies every receipt. Messages/s = N / (first SEND_IN_PROGRESS → last ACKNOWLEDGED in"
+  echo "and verifies every receipt; the sender holds up to 256 work items (\`prefetch\`) and has up"
+  echo "to 64 sends in flight (partner \`concurrency\`, the default)."
+  echo "Messages/s = N / (first SEND_IN_PROGRESS → last ACKNOWLEDGED in"
   echo "the sender's history). Sender CPU covers its whole life (start included), receiver CPU the"
   echo "same span; both durable (\`sqlite_synchronous = full\`). Any message not acknowledged, or a"
   echo "receiver not holding exactly the N MessageIds, fails the row."

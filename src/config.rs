@@ -255,11 +255,14 @@ pub struct PartnerConfig {
     /// Limit for one send: connect, TLS, request and the synchronous receipt. Default `"60s"`.
     #[serde(default = "default_send_timeout", deserialize_with = "duration")]
     pub timeout: std::time::Duration,
+    /// Most sends to this partner in flight at once (connections and exchanges). Default 64.
+    #[serde(default = "default_send_concurrency")]
+    pub concurrency: usize,
 }
 
 impl PartnerConfig {
-    /// The HTTP settings for sending to this partner, when it has an endpoint: at most 64
-    /// exchanges at once, `timeout` each, TLS per `tls`.
+    /// The HTTP settings for sending to this partner, when it has an endpoint: at most
+    /// `concurrency` exchanges at once, `timeout` each, TLS per `tls`.
     pub fn transport(&self) -> Option<BackendConfig> {
         let url = self.endpoint.clone()?;
         Some(BackendConfig {
@@ -267,11 +270,15 @@ impl PartnerConfig {
             binding: crate::delivery::Binding::Rest,
             url,
             timeout: self.timeout,
-            concurrency: 64,
+            concurrency: self.concurrency,
             retry: crate::delivery::RetrySchedule::default(),
             tls: self.tls.clone(),
         })
     }
+}
+
+fn default_send_concurrency() -> usize {
+    64
 }
 
 fn default_send_timeout() -> std::time::Duration {
@@ -564,6 +571,17 @@ mod tests {
     }
 
     #[test]
+    fn sample_sender_limits_its_sends_per_partner() {
+        let config =
+            Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/blue/as4gate.toml"))
+                .expect("samples/blue/as4gate.toml must be valid");
+        let transport = config.partners[0]
+            .transport()
+            .expect("red_gw has an endpoint");
+        assert_eq!(transport.concurrency, 64);
+    }
+
+    #[test]
     fn every_problem_is_reported() {
         let text = r#"
             pmodes_dir = "no-such-dir"
@@ -574,6 +592,11 @@ mod tests {
             trust_anchors = []
             [limits]
             max_mime_parts = 0
+            [[partner]]
+            party_id = "y"
+            signing_certificates = ["y.crt"]
+            endpoint = "http://127.0.0.1:9/as4"
+            concurrency = 0
         "#;
         let err = Config::parse(text, Path::new("/nonexistent"), Path::new("t.toml")).unwrap_err();
         let all = err.problems.join("\n");
@@ -584,6 +607,7 @@ mod tests {
             "listen:",
             "pmodes_dir",
             "limits.max_mime_parts",
+            "partner[0] endpoint: backend y: concurrency must be between 1",
         ] {
             assert!(all.contains(needle), "missing {needle} in {all}");
         }

@@ -127,8 +127,9 @@ struct Args {
     delivery_timeout: u64,
     /// Gateway to gateway: instead of posting itself, the generator submits the messages to
     /// a second spawned gateway (`blue_gw`) that sends them to the first (`red_gw`) and waits
-    /// for their receipts ([`pair`]). `--prefetch` is then the sender's sends in flight and
-    /// `--queue` its queue; `--pmode` defaults to samples/pmodes/blue-to-red-2.0.toml.
+    /// for their receipts ([`pair`]). `--concurrency` is then the sender's sends in flight to
+    /// the receiver (partner `concurrency`), `--prefetch` its queue prefetch and `--queue` its
+    /// queue; `--pmode` defaults to samples/pmodes/blue-to-red-2.0.toml.
     #[arg(long, requires = "spawn_gateway", conflicts_with = "deliver")]
     to_gateway: bool,
     /// A label printed in the result row (for the results table).
@@ -327,6 +328,7 @@ fn run_pair(args: &Args) -> anyhow::Result<()> {
                 .as_deref()
                 .map(|prefix| (args.rabbitmq_url.as_str(), prefix)),
             prefetch: args.prefetch,
+            concurrency: args.concurrency,
             timeout: Duration::from_secs(args.delivery_timeout.max(600)),
         },
         &runtime,
@@ -335,7 +337,11 @@ fn run_pair(args: &Args) -> anyhow::Result<()> {
         let scratch = work.path().join("broker-cleanup");
         std::fs::create_dir_all(&scratch)?;
         runtime
-            .block_on(broker::delete_topology(&args.rabbitmq_url, prefix, &scratch))
+            .block_on(broker::delete_topology(
+                &args.rabbitmq_url,
+                prefix,
+                &scratch,
+            ))
             .context("cleaning up the broker")?;
     }
     let summary = result?;

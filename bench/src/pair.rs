@@ -58,8 +58,10 @@ pub struct PairOptions<'a> {
     pub queue: QueueKind,
     /// With RabbitMQ: the broker URL and this run's queue-name prefix.
     pub rabbitmq: Option<(&'a str, &'a str)>,
-    /// The sender's `[queue] prefetch`: sends in flight at most.
+    /// The sender's `[queue] prefetch`: send work items it holds at most.
     pub prefetch: u16,
+    /// The partner's `concurrency` in the sender's configuration: sends in flight at most.
+    pub concurrency: usize,
     /// How long the sender may take for all messages.
     pub timeout: Duration,
 }
@@ -111,9 +113,15 @@ impl PairSummary {
             "acknowledged:    {} of {} ({} unfinished, {} receiver mismatches)",
             self.acknowledged, self.messages, self.unfinished, self.receiver_mismatch
         );
-        println!("submitted:       {:.1} messages/s", self.submitted_per_second);
+        println!(
+            "submitted:       {:.1} messages/s",
+            self.submitted_per_second
+        );
         println!("window:          {:.2} s", self.window.as_secs_f64());
-        println!("throughput:      {:.1} acknowledged messages/s", self.per_second);
+        println!(
+            "throughput:      {:.1} acknowledged messages/s",
+            self.per_second
+        );
         println!(
             "CPU per message: sender {:.2} ms, receiver {:.2} ms ({:.0} % of one core together)",
             self.sender_cpu_ms, self.receiver_cpu_ms, self.cpu_percent
@@ -142,7 +150,10 @@ impl PairSummary {
 }
 
 /// Runs one gateway-to-gateway measurement.
-pub fn run(options: &PairOptions<'_>, runtime: &tokio::runtime::Runtime) -> anyhow::Result<PairSummary> {
+pub fn run(
+    options: &PairOptions<'_>,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<PairSummary> {
     let pmode = as4gate_pmode::PMode::load_file(options.pmode)
         .map_err(|e| anyhow::anyhow!("{}: {e}", options.pmode.display()))?;
     let red = Side::new(options.dir, "red")?;
@@ -235,11 +246,7 @@ impl Side {
 
 /// The common top of both configurations: data, P-Modes, our party with both generations'
 /// keys, the HTTP listener and the store's durability.
-fn gateway_section(
-    options: &PairOptions<'_>,
-    side: &Side,
-    party: &str,
-) -> anyhow::Result<String> {
+fn gateway_section(options: &PairOptions<'_>, side: &Side, party: &str) -> anyhow::Result<String> {
     let pki = options.repo.canonicalize()?.join("test-pki").join(party);
     let ca = options.repo.canonicalize()?.join("test-pki/ca/ca.crt");
     let sync = match options.store_sync {
@@ -308,8 +315,10 @@ signing_certificates = ["{red}/rsa.crt", "{red}/ed25519.crt"]
 encryption_certificates = ["{red}/rsa.crt", "{red}/x25519.crt"]
 endpoint = "http://{red_address}/as4"
 timeout = "60s"
+concurrency = {concurrency}
 "#,
-            red = red.display()
+            red = red.display(),
+            concurrency = options.concurrency,
         ))
 }
 
@@ -377,7 +386,11 @@ struct Progress {
 }
 
 /// Waits until every outbound message is `ACKNOWLEDGED` or `SEND_FAILURE`, or `timeout`.
-async fn wait_until_done(blue: &Side, messages: usize, timeout: Duration) -> anyhow::Result<Progress> {
+async fn wait_until_done(
+    blue: &Side,
+    messages: usize,
+    timeout: Duration,
+) -> anyhow::Result<Progress> {
     let store = blue.store().await?;
     let deadline = Instant::now() + timeout;
     loop {
@@ -456,6 +469,7 @@ mod tests {
             queue: QueueKind::Embedded,
             rabbitmq: None,
             prefetch: 64,
+            concurrency: 48,
             timeout: Duration::from_secs(1),
         };
         let red = Side::new(dir.path(), "red").unwrap();
@@ -473,6 +487,7 @@ mod tests {
         }
         let config = as4gate::config::Config::load(&blue.config).unwrap();
         assert_eq!(config.queue.prefetch.get(), 64);
+        assert_eq!(config.partners[0].concurrency, 48);
         assert_eq!(
             config.partners[0].endpoint.as_deref(),
             Some(format!("http://{}/as4", red.address).as_str())
