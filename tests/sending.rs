@@ -492,14 +492,7 @@ async fn pulled_messages_arrive_exactly_once_and_are_receipted() {
         let d = blue.store().message(id).await.unwrap().unwrap();
         assert_eq!(d.state, "READY_TO_PULL");
     }
-    let red = Node::http(
-        "red_gw",
-        "blue_gw",
-        "127.0.0.1:0",
-        Some(&blue.url()),
-        "[[pull]]\npmode = \"b2r-pull\"\ninterval = \"200ms\"\n",
-    )
-    .await;
+    let red = puller_of(&blue).await;
     for (i, id) in ids.iter().enumerate() {
         let ours = wait_state(blue.store(), id, ACKNOWLEDGED, Duration::from_secs(30)).await;
         assert_eq!(count(&ours, "WAITING_FOR_RECEIPT"), 1, "{:?}", ours.history);
@@ -524,6 +517,18 @@ async fn pulled_messages_arrive_exactly_once_and_are_receipted() {
     }
 }
 
+/// red_gw pulling the `b2r-pull` MPC from `blue` every 200 ms.
+async fn puller_of(blue: &Node) -> Node {
+    Node::http(
+        "red_gw",
+        "blue_gw",
+        "127.0.0.1:0",
+        Some(&blue.url()),
+        "[[pull]]\npmode = \"b2r-pull\"\ninterval = \"200ms\"\n",
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pulled_message_past_the_answer_limit_streams_to_the_puller() {
     let blue = Node::http("blue_gw", "red_gw", "127.0.0.1:0", None, "").await;
@@ -536,14 +541,7 @@ async fn a_pulled_message_past_the_answer_limit_streams_to_the_puller() {
             &[(large.as_slice(), "application/octet-stream")],
         )
         .await;
-    let red = Node::http(
-        "red_gw",
-        "blue_gw",
-        "127.0.0.1:0",
-        Some(&blue.url()),
-        "[[pull]]\npmode = \"b2r-pull\"\ninterval = \"200ms\"\n",
-    )
-    .await;
+    let red = puller_of(&blue).await;
     let ours = wait_state(blue.store(), &id, ACKNOWLEDGED, Duration::from_secs(60)).await;
     assert_eq!(count(&ours, "WAITING_FOR_RECEIPT"), 1, "{:?}", ours.history);
     let theirs = red.store().message(&id).await.unwrap().expect("pulled");
@@ -654,8 +652,17 @@ fn certificate_base64(rel: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(der)
 }
 
-/// Posts a composed message to `node`.
-async fn post_to(node: &Node, composed: &as4gate::outbound::compose::Composed) -> (u16, String) {
+/// Composes a one-payload message `id` from `sender`, replaces `from` with `to` in its signed
+/// envelope (so that it is refused) and posts it to `node`.
+async fn post_altered(
+    node: &Node,
+    sender: &common::Sender,
+    id: &str,
+    from: &str,
+    to: &str,
+) -> (u16, String) {
+    let mut composed = sender.compose(id, vec![common::payload(1, "application/xml", b"<doc/>")]);
+    composed.envelope = composed.envelope.replace(from, to);
     let (content_type, body) = composed.to_mime("MIMEBoundary_generation").unwrap();
     common::post(&node.url(), &content_type, body).await
 }
@@ -689,24 +696,26 @@ async fn refusals_are_signed_with_the_key_of_the_senders_generation() {
     );
 
     // An AS4 2.0 message its P-Mode matched, refused: signed with our Ed25519 key.
-    let mut composed = sender.compose(
+    let answer = post_altered(
+        &red,
+        &sender,
         "gen-1@blue.test",
-        vec![common::payload(1, "application/xml", b"<doc/>")],
-    );
-    composed.envelope = composed
-        .envelope
-        .replace("conversation-1", "conversation-2");
-    let answer = post_to(&red, &composed).await;
+        "conversation-1",
+        "conversation-2",
+    )
+    .await;
     common::assert_ebms_error(&answer, "EBMS:0101");
     assert_eq!(answer_signer(&answer.1), ed25519, "{}", answer.1);
 
     // Ed25519-signed but no P-Mode matches: the signature's claim chooses the key.
-    let mut composed = sender.compose(
+    let answer = post_altered(
+        &red,
+        &sender,
         "gen-2@blue.test",
-        vec![common::payload(1, "application/xml", b"<doc/>")],
-    );
-    composed.envelope = composed.envelope.replace(">b2r-20<", ">NoSuchAction<");
-    let answer = post_to(&red, &composed).await;
+        ">b2r-20<",
+        ">NoSuchAction<",
+    )
+    .await;
     assert!(
         matches!(
             common::error_code(&answer.1).as_deref(),
@@ -718,20 +727,20 @@ async fn refusals_are_signed_with_the_key_of_the_senders_generation() {
     assert_eq!(answer_signer(&answer.1), ed25519, "{}", answer.1);
 
     // An AS4 1.15 message refused: signed with our RSA key.
-    let mut composed = blue_as(
+    let rsa = blue_as(
         "b2r-115",
         "edelivery-as4-1.15",
         "blue_gw/rsa",
         "red_gw/rsa.crt",
-    )
-    .compose(
-        "gen-3@blue.test",
-        vec![common::payload(1, "application/xml", b"<doc/>")],
     );
-    composed.envelope = composed
-        .envelope
-        .replace("conversation-1", "conversation-2");
-    let answer = post_to(&red, &composed).await;
+    let answer = post_altered(
+        &red,
+        &rsa,
+        "gen-3@blue.test",
+        "conversation-1",
+        "conversation-2",
+    )
+    .await;
     common::assert_ebms_error(&answer, "EBMS:0101");
     assert_eq!(
         answer_signer(&answer.1),
