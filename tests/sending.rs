@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use as4gate::config::Config;
 use as4gate::outbound::submit::{PayloadSource, Submission, SubmittedPayload, submit};
-use as4gate::store::Store;
 use as4gate::store::outbound::{ACKNOWLEDGED, SEND_FAILURE};
+use as4gate::store::{MessageDetail, Store};
 use bytes::Bytes;
 use common::pair::{Node, PULL_MPC, count, endpoint, http_listener, wait_state, write_config};
 use http_body_util::{BodyExt, Full};
@@ -46,6 +46,39 @@ async fn wait_retries(store: &Store, id: &str, n: usize) {
     }
 }
 
+/// Waits until blue's message `id` (sent under `pmode`) is acknowledged after one attempt and
+/// checks that red stored exactly `payloads` (bytes, MIME type, compressed unless the P-Mode
+/// is a `-plain` one); returns both sides' records.
+async fn sent_and_stored(
+    blue: &Node,
+    red: &Node,
+    pmode: &str,
+    id: &str,
+    payloads: &[(&[u8], &str)],
+) -> (MessageDetail, MessageDetail) {
+    let ours = wait_state(blue.store(), id, ACKNOWLEDGED, Duration::from_secs(60)).await;
+    assert_eq!(
+        count(&ours, "SEND_IN_PROGRESS"),
+        1,
+        "{pmode}: {:?}",
+        ours.history
+    );
+    let theirs = red
+        .store()
+        .message(id)
+        .await
+        .unwrap()
+        .expect("stored at red");
+    assert_eq!(theirs.record.payloads.len(), payloads.len(), "{pmode}");
+    for (i, (stored, (bytes, mime))) in theirs.record.payloads.iter().zip(payloads).enumerate() {
+        let received = stored.content(&red.running.shared.blobs).unwrap();
+        assert!(received == *bytes, "{pmode}: payload {i} differs");
+        assert_eq!(stored.mime_type.as_deref(), Some(*mime), "{pmode}");
+        assert_eq!(stored.compressed, !pmode.ends_with("plain"), "{pmode}");
+    }
+    (ours, theirs)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_exchange_under_1_15_and_2_0() {
     let (red, blue) = pair().await;
@@ -67,33 +100,11 @@ async fn two_gateways_exchange_under_1_15_and_2_0() {
         }
     }
     for (pmode, id, payloads) in &sent {
-        let ours = wait_state(blue.store(), id, ACKNOWLEDGED, Duration::from_secs(60)).await;
-        assert_eq!(
-            count(&ours, "SEND_IN_PROGRESS"),
-            1,
-            "{pmode}: {:?}",
-            ours.history
-        );
+        let (ours, theirs) = sent_and_stored(&blue, &red, pmode, id, payloads).await;
         assert!(
             String::from_utf8_lossy(&ours.record.receipt).contains("NonRepudiationInformation")
         );
-        // The receiver stored exactly what was submitted.
-        let theirs = red
-            .store()
-            .message(id)
-            .await
-            .unwrap()
-            .expect("stored at red");
         assert_eq!(theirs.record.pmode_id, *pmode);
-        assert_eq!(theirs.record.payloads.len(), payloads.len());
-        for (stored, (bytes, mime)) in theirs.record.payloads.iter().zip(payloads) {
-            assert_eq!(stored.content(&red.running.shared.blobs).unwrap(), *bytes);
-            assert_eq!(stored.mime_type.as_deref(), Some(*mime));
-            assert_eq!(
-                stored.compressed,
-                pmode.ends_with("115") || pmode.ends_with("20")
-            );
-        }
         let final_recipient = theirs
             .record
             .message_properties
@@ -136,27 +147,7 @@ async fn payloads_past_the_spool_threshold_stream_to_the_receiver() {
         sent.push((pmode, blue.submit(pmode, &payloads).await));
     }
     for (pmode, id) in &sent {
-        let ours = wait_state(blue.store(), id, ACKNOWLEDGED, Duration::from_secs(60)).await;
-        assert_eq!(
-            count(&ours, "SEND_IN_PROGRESS"),
-            1,
-            "{pmode}: {:?}",
-            ours.history
-        );
-        let theirs = red
-            .store()
-            .message(id)
-            .await
-            .unwrap()
-            .expect("stored at red");
-        assert_eq!(theirs.record.payloads.len(), payloads.len());
-        for (i, (stored, (bytes, mime))) in theirs.record.payloads.iter().zip(payloads).enumerate()
-        {
-            let received = stored.content(&red.running.shared.blobs).unwrap();
-            assert!(received == bytes, "{pmode}: payload {i} differs");
-            assert_eq!(stored.mime_type.as_deref(), Some(mime));
-            assert_eq!(stored.compressed, !pmode.ends_with("plain"), "{pmode}");
-        }
+        sent_and_stored(&blue, &red, pmode, id, &payloads).await;
     }
     // Nothing is left in the sender's spool.
     let spool = &blue.running.shared.spool_dir;
