@@ -257,8 +257,7 @@ pub fn compose_staged<C: PayloadContent>(
     );
     let unsigned = build_user_message(&user)?;
     let signed = sign_envelope(&unsigned, keys.signing, &to_sign)?;
-    let references = signed.references()?;
-    let mut envelope = signed.xml;
+    let (mut envelope, references) = signed.into_parts();
     if pmode.security.encrypt && !parts.is_empty() {
         let cert = keys
             .receiver_certificate

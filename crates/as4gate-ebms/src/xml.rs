@@ -26,7 +26,7 @@ use crate::limits::Limits;
 /// attribute values cannot contain `<`, so it needs no special case.
 pub fn reject_doctype(input: &[u8]) -> Result<(), EbmsError> {
     let mut i = 0;
-    while let Some(off) = input[i..].iter().position(|&b| b == b'<') {
+    while let Some(off) = memchr::memchr(b'<', &input[i..]) {
         let at = i + off;
         let rest = &input[at..];
         let skip_to = |terminator: &[u8], from: usize| -> Option<usize> {
@@ -93,7 +93,7 @@ pub fn parse<'a>(input: &'a str, limits: &Limits) -> Result<Document<'a>, EbmsEr
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 fn starts_with_ignore_case(haystack: &[u8], prefix: &[u8]) -> bool {

@@ -6,20 +6,26 @@
 //! SOAP envelope prefix, as WSS4J does), the signature algorithm chosen by key type
 //! (RSA-SHA256, ECDSA-SHA256 or Ed25519), SHA-256 digests, a reference to `eb:Messaging`, one
 //! to the SOAP Body and one per attachment (`cid:` + SwA content transform, digest computed by
-//! us and pre-filled; the engine then signs `SignedInfo` including it), and KeyInfo =
-//! SecurityTokenReference → BST. Private-key operations run on aws-lc (bergshamra's `aws-lc`
-//! provider).
+//! the caller while it streamed the part), and KeyInfo = SecurityTokenReference → BST.
+//!
+//! We build the signature ourselves rather than hand a template to the XML-DSig engine: the
+//! envelope is parsed once for the two XML digests and once more to canonicalise `SignedInfo`
+//! in place (bergshamra's C14N), where the engine's template path parses it several times.
+//! Every outbound signature is checked by our verifier and by independent ones (xmlsec1,
+//! Python lxml + cryptography) in the tests. Private-key operations run on aws-lc with keys
+//! parsed once.
 
 use as4gate_ebms::envelope::EnvelopeNodes;
-use as4gate_ebms::model::NrReference;
-use std::sync::Arc;
+use as4gate_ebms::model::{NrReference, TransformSpec};
 
+use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
-use bergshamra::{DsigContext, KeysManager};
+use bergshamra::c14n::{C14nMode, canonicalize_doc};
+use bergshamra::xml::NodeSet;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::signed_info::{ParsedSignature, same_document_id};
+use crate::signed_info::same_document_id;
 use crate::swa::digest_bytes;
 use crate::xml_util::{descendants_named, encode_base64, escape};
 use crate::{WssecError, names};
@@ -40,7 +46,7 @@ const OID_ED25519: &str = "1.3.101.112";
 /// The key is parsed once into an aws-lc key object and kept: RSA key checks and blinding
 /// set-up then happen once, not on every receipt (they cost as much as the signature itself).
 pub struct SigningIdentity {
-    key: Arc<CachedKey>,
+    key: CachedKey,
     certificate: Vec<u8>,
     chain: Vec<Vec<u8>>,
     signature_method: &'static str,
@@ -107,7 +113,7 @@ impl SigningIdentity {
         }
         let key = CachedKey::from_pkcs8(signature_method, key_der)?;
         Ok(Self {
-            key: Arc::new(key),
+            key,
             certificate: cert_der.to_vec(),
             chain,
             signature_method,
@@ -150,26 +156,24 @@ impl AttachmentToSign {
     }
 }
 
-/// A signed envelope; [`SignedEnvelope::references`] reads back what a receipt for it must
-/// echo (only a sender needs that, so it is not computed for every receipt we sign).
+/// A signed envelope with the references its signature covers (what a receipt for it must
+/// echo).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedEnvelope {
     /// The signed SOAP envelope.
     pub xml: String,
-    signature_id: String,
+    references: Vec<NrReference>,
 }
 
 impl SignedEnvelope {
     /// Our signature's references, in signature order.
-    pub fn references(&self) -> Result<Vec<NrReference>, WssecError> {
-        let signed = uppsala::parse(&self.xml).map_err(|e| {
-            WssecError::SigningFailed(format!("signed envelope does not parse: {e}"))
-        })?;
-        let signature = descendants_named(&signed, signed.root(), names::DS, "Signature")
-            .into_iter()
-            .find(|s| signed.get_attribute(*s, "Id") == Some(self.signature_id.as_str()))
-            .ok_or_else(|| WssecError::SigningFailed("signature vanished".into()))?;
-        Ok(ParsedSignature::read(&signed, signature, usize::MAX)?.references)
+    pub fn references(&self) -> &[NrReference] {
+        &self.references
+    }
+
+    /// Take the references out of the envelope.
+    pub fn into_parts(self) -> (String, Vec<NrReference>) {
+        (self.xml, self.references)
     }
 }
 
@@ -198,26 +202,48 @@ fn exc_c14n_with_prefixes(element: &str, prefix_list: &str) -> String {
     )
 }
 
-fn same_document_reference(id: &str, prefix_list: &str) -> String {
-    format!(
-        "<ds:Reference URI=\"#{id}\"><ds:Transforms>{t}</ds:Transforms><ds:DigestMethod Algorithm=\"{sha}\"/><ds:DigestValue></ds:DigestValue></ds:Reference>",
-        t = exc_c14n_with_prefixes("Transform", prefix_list),
-        sha = names::SHA256,
-    )
+/// Append `reference` as a `ds:Reference` element.
+fn push_reference(out: &mut String, reference: &NrReference) {
+    out.push_str("<ds:Reference URI=\"");
+    out.push_str(&escape(&reference.uri));
+    out.push_str("\"><ds:Transforms>");
+    for transform in &reference.transforms {
+        match &transform.inclusive_prefixes {
+            Some(prefixes) => out.push_str(&exc_c14n_with_prefixes("Transform", prefixes)),
+            None => {
+                out.push_str("<ds:Transform Algorithm=\"");
+                out.push_str(&escape(&transform.algorithm));
+                out.push_str("\"/>");
+            }
+        }
+    }
+    out.push_str("</ds:Transforms><ds:DigestMethod Algorithm=\"");
+    out.push_str(&escape(&reference.digest_method));
+    out.push_str("\"/><ds:DigestValue>");
+    out.push_str(&reference.digest_value_b64);
+    out.push_str("</ds:DigestValue></ds:Reference>");
 }
 
-fn attachment_reference(attachment: &AttachmentToSign) -> String {
-    format!(
-        "<ds:Reference URI=\"cid:{cid}\"><ds:Transforms><ds:Transform Algorithm=\"{swa}\"/></ds:Transforms><ds:DigestMethod Algorithm=\"{sha}\"/><ds:DigestValue>{d}</ds:DigestValue></ds:Reference>",
-        cid = escape(&attachment.cid),
-        swa = names::SWA_CONTENT_TRANSFORM,
-        sha = names::SHA256,
-        d = encode_base64(&attachment.sha256_digest),
-    )
+/// Exclusive C14N of the subtree at `node` (comments dropped), with `prefix_list` as the
+/// InclusiveNamespaces PrefixList.
+fn exc_c14n(
+    doc: &uppsala::Document<'_>,
+    node: uppsala::NodeId,
+    prefix_list: &str,
+) -> Result<Vec<u8>, WssecError> {
+    let subtree = NodeSet::tree_without_comments(node, doc);
+    let prefixes: Vec<&str> = prefix_list.split_ascii_whitespace().collect();
+    canonicalize_doc(doc, C14nMode::Exclusive, Some(&subtree), &prefixes)
+        .map_err(|e| WssecError::SigningFailed(format!("canonicalisation failed: {e}")))
 }
 
 /// Sign `unsigned_xml` (an envelope with an empty or partly filled `wsse:Security` header and
 /// `wsu:Id`s on `eb:Messaging` and the Body) with `identity`, covering `attachments`.
+///
+/// The digests of `eb:Messaging` and the Body are taken from `unsigned_xml`: the signature
+/// goes into `wsse:Security`, outside both subtrees, and Exclusive C14N renders only the
+/// namespaces a subtree uses or the PrefixList names, so their canonical form is the same in
+/// the signed envelope. `SignedInfo` is canonicalised where it stands in the signed envelope.
 pub fn sign_envelope(
     unsigned_xml: &str,
     identity: &SigningIdentity,
@@ -236,6 +262,29 @@ pub fn sign_envelope(
     let bst_id = format!("{messaging_id}.x509");
     let signature_id = format!("{messaging_id}.signature");
 
+    let mut references = Vec::with_capacity(2 + attachments.len());
+    for (id, node) in [(&messaging_id, nodes.messaging), (&body_id, nodes.body)] {
+        let canonical = exc_c14n(&doc, node, &prefix_list)?;
+        references.push(NrReference {
+            uri: format!("#{id}"),
+            transforms: vec![TransformSpec {
+                algorithm: names::EXC_C14N.to_owned(),
+                inclusive_prefixes: Some(prefix_list.clone()),
+            }],
+            digest_method: names::SHA256.to_owned(),
+            digest_value_b64: encode_base64(digest::digest(&digest::SHA256, &canonical).as_ref()),
+        });
+    }
+    references.extend(attachments.iter().map(|attachment| NrReference {
+        uri: format!("cid:{}", attachment.cid),
+        transforms: vec![TransformSpec {
+            algorithm: names::SWA_CONTENT_TRANSFORM.to_owned(),
+            inclusive_prefixes: None,
+        }],
+        digest_method: names::SHA256.to_owned(),
+        digest_value_b64: encode_base64(&attachment.sha256_digest),
+    }));
+
     let mut fragment = format!(
         "<wsse:BinarySecurityToken xmlns:wsse=\"{wsse}\" xmlns:wsu=\"{wsu}\" EncodingType=\"{enc}\" ValueType=\"{vt}\" wsu:Id=\"{bst_id}\">{cert}</wsse:BinarySecurityToken>",
         wsse = names::WSSE,
@@ -245,18 +294,18 @@ pub fn sign_envelope(
         cert = encode_base64(identity.certificate()),
     );
     fragment.push_str(&format!(
-        "<ds:Signature xmlns:ds=\"{ds}\" Id=\"{signature_id}\"><ds:SignedInfo>{c14n}<ds:SignatureMethod Algorithm=\"{sm}\"/>{mref}{bref}",
+        "<ds:Signature xmlns:ds=\"{ds}\" Id=\"{signature_id}\"><ds:SignedInfo>{c14n}<ds:SignatureMethod Algorithm=\"{sm}\"/>",
         ds = names::DS,
         c14n = exc_c14n_with_prefixes("CanonicalizationMethod", &prefix_list),
         sm = identity.signature_method,
-        mref = same_document_reference(&messaging_id, &prefix_list),
-        bref = same_document_reference(&body_id, &prefix_list),
     ));
-    for attachment in attachments {
-        fragment.push_str(&attachment_reference(attachment));
+    for reference in &references {
+        push_reference(&mut fragment, reference);
     }
+    fragment.push_str("</ds:SignedInfo><ds:SignatureValue>");
+    let value_in_fragment = fragment.len();
     fragment.push_str(&format!(
-        "</ds:SignedInfo><ds:SignatureValue></ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference xmlns:wsse=\"{wsse}\"><wsse:Reference URI=\"#{bst_id}\" ValueType=\"{vt}\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature>",
+        "</ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference xmlns:wsse=\"{wsse}\"><wsse:Reference URI=\"#{bst_id}\" ValueType=\"{vt}\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature>",
         wsse = names::WSSE,
         vt = names::X509V3,
     ));
@@ -265,31 +314,53 @@ pub fn sign_envelope(
         .node_range(security)
         .ok_or_else(|| WssecError::SigningFailed("no source range for wsse:Security".into()))?;
     let security_source = &unsigned_xml[range.clone()];
-    let template = if security_source.ends_with("/>") {
+    let mut signed = String::with_capacity(unsigned_xml.len() + fragment.len() + 512);
+    let value_at = if security_source.ends_with("/>") {
         let qname = doc
             .element(security)
             .map(|e| e.name.prefixed_name().into_owned())
             .unwrap_or_else(|| "wsse:Security".to_owned());
-        format!(
-            "{}>{fragment}</{qname}>{}",
-            &unsigned_xml[..range.end - 2],
-            &unsigned_xml[range.end..]
-        )
+        signed.push_str(&unsigned_xml[..range.end - 2]);
+        signed.push('>');
+        let at = signed.len() + value_in_fragment;
+        signed.push_str(&fragment);
+        signed.push_str(&format!("</{qname}>"));
+        signed.push_str(&unsigned_xml[range.end..]);
+        at
     } else {
         let close = security_source
             .rfind("</")
             .ok_or_else(|| WssecError::SigningFailed("wsse:Security has no end tag".into()))?;
-        let at = range.start + close;
-        format!("{}{fragment}{}", &unsigned_xml[..at], &unsigned_xml[at..])
+        let insert_at = range.start + close;
+        signed.push_str(&unsigned_xml[..insert_at]);
+        let at = signed.len() + value_in_fragment;
+        signed.push_str(&fragment);
+        signed.push_str(&unsigned_xml[insert_at..]);
+        at
     };
     drop(doc);
 
-    let ctx = DsigContext::new(KeysManager::new())
-        .with_hsm_signer(Box::new(KeySigner(identity.key.clone())));
-    let xml =
-        bergshamra::sign(&ctx, &template).map_err(|e| WssecError::SigningFailed(e.to_string()))?;
-
-    Ok(SignedEnvelope { xml, signature_id })
+    let canonical_signed_info = {
+        let template = uppsala::parse(&signed).map_err(|e| {
+            WssecError::SigningFailed(format!("signed envelope does not parse: {e}"))
+        })?;
+        let signature = descendants_named(&template, template.root(), names::DS, "Signature")
+            .into_iter()
+            .find(|s| template.get_attribute(*s, "Id") == Some(signature_id.as_str()))
+            .ok_or_else(|| WssecError::SigningFailed("signature not found".into()))?;
+        let signed_info = template
+            .child_elements_by_name_ns(signature, names::DS, "SignedInfo")
+            .first()
+            .copied()
+            .ok_or_else(|| WssecError::SigningFailed("SignedInfo not found".into()))?;
+        exc_c14n(&template, signed_info, &prefix_list)?
+    };
+    let value = identity.key.sign(&canonical_signed_info)?;
+    signed.insert_str(value_at, &encode_base64(&value));
+    Ok(SignedEnvelope {
+        xml: signed,
+        references,
+    })
 }
 
 /// A parsed private key kept for the life of the identity.
@@ -311,27 +382,13 @@ impl CachedKey {
             _ => CachedKey::Ed25519(Ed25519KeyPair::from_pkcs8(der).map_err(bad)?),
         })
     }
-}
 
-/// Hands the cached key to bergshamra through its external-signer hook: bergshamra builds and
-/// canonicalises `SignedInfo`, we produce the signature value (XML-DSig form: PKCS#1 v1.5 for
-/// RSA, raw `r || s` for ECDSA, RFC 8032 for Ed25519).
-struct KeySigner(Arc<CachedKey>);
-
-impl kryptering::Signer for KeySigner {
-    fn algorithm(&self) -> kryptering::SignatureAlgorithm {
-        use kryptering::{EcCurve, HashAlgorithm, SignatureAlgorithm};
-        match &*self.0 {
-            CachedKey::Rsa(_) => SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
-            CachedKey::Ecdsa(_) => SignatureAlgorithm::Ecdsa(EcCurve::P256, HashAlgorithm::Sha256),
-            CachedKey::Ed25519(_) => SignatureAlgorithm::Ed25519,
-        }
-    }
-
-    fn sign(&self, data: &[u8]) -> kryptering::Result<Vec<u8>> {
-        let failed = |_| kryptering::Error::Crypto("signing failed".into());
+    /// The XML-DSig signature value over `data`: PKCS#1 v1.5 for RSA, raw `r || s` for ECDSA,
+    /// RFC 8032 for Ed25519.
+    fn sign(&self, data: &[u8]) -> Result<Vec<u8>, WssecError> {
+        let failed = |_| WssecError::SigningFailed("the private-key operation failed".into());
         let rng = SystemRandom::new();
-        match &*self.0 {
+        match self {
             CachedKey::Rsa(key) => {
                 let mut out = vec![0u8; key.public_modulus_len()];
                 key.sign(&signature::RSA_PKCS1_SHA256, &rng, data, &mut out)

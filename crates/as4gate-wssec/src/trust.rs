@@ -6,7 +6,17 @@
 //! carry none, `clientAuth`, `emailProtection` or vendor OIDs, and none of them means
 //! "message signing", so demanding `serverAuth` (webpki's TLS default) would be wrong.
 //! Revocation (CRL/OCSP) is not checked here; that is the daemon's validator's job.
+//!
+//! A path that validated is remembered by [`TrustAnchors`] (keyed by the leaf and the
+//! intermediates offered with it) for [`PATH_CACHE_SECONDS`], and only while `now` lies inside
+//! the validity periods of every one of those certificates, so a partner that signs every
+//! message with the same certificate costs one path validation per period, not one per
+//! message. Failures are never remembered.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::digest;
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -21,6 +31,10 @@ pub const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
 
 /// Most intermediate certificates accepted with a leaf; real AS4 PKIs use one or two.
 pub const MAX_INTERMEDIATES: usize = 8;
+/// How long a validated path is reused before it is built and checked again.
+pub const PATH_CACHE_SECONDS: i64 = 300;
+/// Most validated paths remembered; the memory is forgotten whole when it is full.
+const PATH_CACHE_ENTRIES: usize = 4096;
 
 /// The set of CA certificates a signer must chain to.
 ///
@@ -31,6 +45,37 @@ pub const MAX_INTERMEDIATES: usize = 8;
 pub struct TrustAnchors {
     anchors: Vec<TrustAnchor<'static>>,
     pinned: Vec<Vec<u8>>,
+    validated: Arc<Mutex<HashMap<[u8; 32], ValidatedPath>>>,
+}
+
+/// A path that validated at `checked_at` (Unix seconds) and whose certificates are all valid
+/// from `not_before` to `not_after`.
+#[derive(Debug, Clone, Copy)]
+struct ValidatedPath {
+    checked_at: i64,
+    not_before: i64,
+    not_after: i64,
+}
+
+impl ValidatedPath {
+    fn holds_at(&self, now: i64) -> bool {
+        now >= self.checked_at
+            && now - self.checked_at < PATH_CACHE_SECONDS
+            && now >= self.not_before
+            && now <= self.not_after
+    }
+}
+
+/// The cache key of a leaf and the intermediates offered with it.
+fn path_key(leaf_der: &[u8], intermediates: &[Vec<u8>]) -> [u8; 32] {
+    let mut context = digest::Context::new(&digest::SHA256);
+    for der in std::iter::once(leaf_der).chain(intermediates.iter().map(Vec::as_slice)) {
+        context.update(&(der.len() as u64).to_be_bytes());
+        context.update(der);
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(context.finish().as_ref());
+    key
 }
 
 impl TrustAnchors {
@@ -47,7 +92,23 @@ impl TrustAnchors {
         Ok(Self {
             anchors,
             pinned: certificates.to_vec(),
+            validated: Arc::default(),
         })
+    }
+
+    fn validated_at(&self, key: &[u8; 32], now: i64) -> bool {
+        let validated = self.validated.lock().unwrap_or_else(|e| e.into_inner());
+        validated
+            .get(key)
+            .is_some_and(|path| path.holds_at(now))
+    }
+
+    fn remember(&self, key: [u8; 32], path: ValidatedPath) {
+        let mut validated = self.validated.lock().unwrap_or_else(|e| e.into_inner());
+        if validated.len() >= PATH_CACHE_ENTRIES {
+            validated.clear();
+        }
+        validated.insert(key, path);
     }
 
     /// Number of anchors.
@@ -140,11 +201,16 @@ pub fn validate_certificate(
     {
         return Ok(());
     }
+    let key = path_key(leaf_der, intermediates);
+    if anchors.validated_at(&key, now_ts) {
+        return Ok(());
+    }
 
     let leaf = CertificateDer::from(leaf_der);
     let end_entity = EndEntityCert::try_from(&leaf)
         .map_err(|e| WssecError::MalformedCertificate(format!("{e:?}")))?;
-    let intermediates: Vec<CertificateDer<'_>> = intermediates
+    let offered = intermediates;
+    let intermediates: Vec<CertificateDer<'_>> = offered
         .iter()
         .map(|d| CertificateDer::from(d.as_slice()))
         .collect();
@@ -160,7 +226,6 @@ pub fn validate_certificate(
             None,
             None,
         )
-        .map(|_| ())
         .map_err(|e| match e {
             webpki::Error::CertExpired { .. } => WssecError::CertificateExpired {
                 not_after: "of a certificate in the chain".into(),
@@ -169,7 +234,21 @@ pub fn validate_certificate(
                 not_before: "of a certificate in the chain".into(),
             },
             other => WssecError::UntrustedCertificate(format!("{other:?}")),
-        })
+        })?;
+    let mut path = ValidatedPath {
+        checked_at: now_ts,
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
+    };
+    for der in offered {
+        let Ok((_, intermediate)) = X509Certificate::from_der(der) else {
+            return Ok(());
+        };
+        path.not_before = path.not_before.max(intermediate.validity().not_before.timestamp());
+        path.not_after = path.not_after.min(intermediate.validity().not_after.timestamp());
+    }
+    anchors.remember(key, path);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -225,6 +304,49 @@ mod tests {
         let err = validate_certificate(&der("blue_gw/rsa.crt"), &[], &anchors(), early);
         assert!(
             matches!(err, Err(WssecError::CertificateNotYetValid { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_validated_path_is_reused_only_inside_its_window() {
+        let path = ValidatedPath {
+            checked_at: 1_000,
+            not_before: 500,
+            not_after: 1_200,
+        };
+        assert!(path.holds_at(1_000));
+        assert!(path.holds_at(1_200));
+        assert!(!path.holds_at(999), "checked later than now");
+        assert!(!path.holds_at(1_201), "a certificate of the path has expired");
+        let long = ValidatedPath {
+            not_after: i64::MAX,
+            ..path
+        };
+        assert!(long.holds_at(1_000 + PATH_CACHE_SECONDS - 1));
+        assert!(!long.holds_at(1_000 + PATH_CACHE_SECONDS), "checked too long ago");
+    }
+
+    #[test]
+    fn successes_are_remembered_per_anchor_set_and_failures_never() {
+        let anchors = anchors();
+        let leaf = der("blue_gw/rsa.crt");
+        validate_certificate(&leaf, &[], &anchors, NOW).unwrap();
+        validate_certificate(&leaf, &[], &anchors, NOW).unwrap();
+        assert_eq!(anchors.validated.lock().unwrap().len(), 1);
+        // Another anchor set does not inherit the result.
+        let other = TrustAnchors::from_der(&[der("other-ca/ca.crt")]).unwrap();
+        let err = validate_certificate(&leaf, &[], &other, NOW);
+        assert!(
+            matches!(err, Err(WssecError::UntrustedCertificate(_))),
+            "{err:?}"
+        );
+        assert!(other.validated.lock().unwrap().is_empty());
+        // The leaf's own validity is still checked on every call.
+        let late = datetime!(2099-01-01 0:00 UTC);
+        let err = validate_certificate(&leaf, &[], &anchors, late);
+        assert!(
+            matches!(err, Err(WssecError::CertificateExpired { .. })),
             "{err:?}"
         );
     }

@@ -246,22 +246,10 @@ impl MultipartSplitter {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || haystack.len() < needle.len() {
+    if needle.is_empty() {
         return None;
     }
-    let first = needle[0];
-    let mut i = 0;
-    while let Some(p) = haystack[i..=haystack.len() - needle.len()]
-        .iter()
-        .position(|&b| b == first)
-    {
-        let at = i + p;
-        if &haystack[at..at + needle.len()] == needle {
-            return Some(at);
-        }
-        i = at + 1;
-    }
-    None
+    memchr::memmem::find(haystack, needle)
 }
 
 #[cfg(test)]
