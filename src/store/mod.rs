@@ -387,44 +387,44 @@ impl Store {
         full: bool,
     ) -> Result<Option<MessageDetail>, StoreError> {
         let evidence = if full {
-            "envelope, receipt"
+            "m.envelope, m.receipt"
         } else {
             "X'' AS envelope, X'' AS receipt"
         };
-        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT message_id, state, pmode_id, from_party, from_role, to_party, to_role, service,
-                 service_type, action, conversation_id, agreement, mpc, ref_to_message_id,
-                 message_timestamp, message_properties, is_test, signer_certificate, {evidence},
-                 received_at
-             FROM messages WHERE message_id = ?"
+        // One statement: the message columns (read from the first row) joined with its
+        // payloads in order (none when the message has no payload).
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT m.message_id, m.state, m.pmode_id, m.from_party, m.from_role, m.to_party,
+                 m.to_role, m.service, m.service_type, m.action, m.conversation_id, m.agreement,
+                 m.mpc, m.ref_to_message_id, m.message_timestamp, m.message_properties,
+                 m.is_test, m.signer_certificate, {evidence}, m.received_at,
+                 p.content_id, p.blob, p.size, p.mime_type, p.character_set, p.compressed,
+                 p.properties, p.content
+             FROM messages m LEFT JOIN payloads p ON p.message_id = m.message_id
+             WHERE m.message_id = ? ORDER BY p.position"
         )))
-        .bind(message_id)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let payload_rows = sqlx::query(
-            "SELECT content_id, blob, size, mime_type, character_set, compressed, properties,
-                 content
-             FROM payloads WHERE message_id = ? ORDER BY position",
-        )
         .bind(message_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut payloads = Vec::with_capacity(payload_rows.len());
-        for p in payload_rows {
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let mut payloads = Vec::with_capacity(rows.len());
+        for p in &rows {
+            let Some(content_id) = p.get::<Option<String>, _>(21) else {
+                continue;
+            };
             payloads.push(StoredPayload {
-                content_id: p.get(0),
+                content_id,
                 blob: BlobRef {
-                    id: p.get(1),
-                    size: p.get::<i64, _>(2) as u64,
+                    id: p.get(22),
+                    size: p.get::<i64, _>(23) as u64,
                 },
-                mime_type: p.get(3),
-                character_set: p.get(4),
-                compressed: p.get(5),
-                properties: serde_json::from_str(p.get::<&str, _>(6))?,
-                inline: p.get(7),
+                mime_type: p.get(24),
+                character_set: p.get(25),
+                compressed: p.get(26),
+                properties: serde_json::from_str(p.get::<&str, _>(27))?,
+                inline: p.get(28),
             });
         }
         let history_rows = if full {

@@ -98,9 +98,7 @@ impl TrustAnchors {
 
     fn validated_at(&self, key: &[u8; 32], now: i64) -> bool {
         let validated = self.validated.lock().unwrap_or_else(|e| e.into_inner());
-        validated
-            .get(key)
-            .is_some_and(|path| path.holds_at(now))
+        validated.get(key).is_some_and(|path| path.holds_at(now))
     }
 
     fn remember(&self, key: [u8; 32], path: ValidatedPath) {
@@ -244,8 +242,12 @@ pub fn validate_certificate(
         let Ok((_, intermediate)) = X509Certificate::from_der(der) else {
             return Ok(());
         };
-        path.not_before = path.not_before.max(intermediate.validity().not_before.timestamp());
-        path.not_after = path.not_after.min(intermediate.validity().not_after.timestamp());
+        path.not_before = path
+            .not_before
+            .max(intermediate.validity().not_before.timestamp());
+        path.not_after = path
+            .not_after
+            .min(intermediate.validity().not_after.timestamp());
     }
     anchors.remember(key, path);
     Ok(())
@@ -318,13 +320,19 @@ mod tests {
         assert!(path.holds_at(1_000));
         assert!(path.holds_at(1_200));
         assert!(!path.holds_at(999), "checked later than now");
-        assert!(!path.holds_at(1_201), "a certificate of the path has expired");
+        assert!(
+            !path.holds_at(1_201),
+            "a certificate of the path has expired"
+        );
         let long = ValidatedPath {
             not_after: i64::MAX,
             ..path
         };
         assert!(long.holds_at(1_000 + PATH_CACHE_SECONDS - 1));
-        assert!(!long.holds_at(1_000 + PATH_CACHE_SECONDS), "checked too long ago");
+        assert!(
+            !long.holds_at(1_000 + PATH_CACHE_SECONDS),
+            "checked too long ago"
+        );
     }
 
     #[test]
