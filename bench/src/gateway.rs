@@ -256,6 +256,12 @@ signing_certificate = "{repo}/test-pki/red_gw/rsa.crt"
 signing_key = "{repo}/test-pki/red_gw/rsa.key"
 trust_anchors = ["{repo}/test-pki/ca/ca.crt"]
 
+[gateway.edelivery_2_0]
+signing_certificate = "{repo}/test-pki/red_gw/ed25519.crt"
+signing_key = "{repo}/test-pki/red_gw/ed25519.key"
+decryption_certificate = "{repo}/test-pki/red_gw/x25519.crt"
+decryption_key = "{repo}/test-pki/red_gw/x25519.key"
+
 [listen]
 http = "{address}"
 
@@ -264,7 +270,7 @@ sqlite_synchronous = "{sync}"
 
 [[partner]]
 party_id = "blue_gw"
-signing_certificates = ["{repo}/test-pki/blue_gw/rsa.crt"]
+signing_certificates = ["{repo}/test-pki/blue_gw/rsa.crt", "{repo}/test-pki/blue_gw/ed25519.crt"]
 "#,
         data = dir.join("data").display(),
         pmodes = pmodes.display(),
