@@ -154,13 +154,79 @@ impl<W: Write> Write for CappedGunzip<W> {
     }
 }
 
+/// The gzip member header (RFC 1952 §2.3) we write: deflate, no flags, no modification time,
+/// no extra flags (the default level), operating system unknown — what flate2's `GzEncoder`
+/// writes at the default level.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+/// Uncompressed bytes read per step, and compressed bytes written per step.
+const GZIP_CHUNK: usize = 16 * 1024;
+/// Most idle deflaters kept for reuse (each holds a few hundred KiB).
+const KEPT_DEFLATERS: usize = 4;
+
+/// Idle deflaters, reset between payloads: setting one up costs more than compressing a small
+/// payload (its state is hundreds of KiB, allocated and zeroed). A few are kept, not one per
+/// thread, so memory stays bounded however many threads compress.
+static DEFLATERS: std::sync::Mutex<Vec<flate2::Compress>> = std::sync::Mutex::new(Vec::new());
+
 /// Gzip-compresses everything read from `input` into `output` (outbound
-/// payloads); returns the number of uncompressed bytes read.
-pub fn gzip_compress(input: &mut impl Read, output: impl Write) -> io::Result<u64> {
-    let mut encoder = flate2::write::GzEncoder::new(output, Compression::default());
-    let n = io::copy(input, &mut encoder)?;
-    encoder.finish()?;
-    Ok(n)
+/// payloads) at the default level; returns the number of uncompressed bytes read.
+pub fn gzip_compress(input: &mut impl Read, mut output: impl Write) -> io::Result<u64> {
+    let kept = DEFLATERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut deflater = kept.unwrap_or_else(|| flate2::Compress::new(Compression::default(), false));
+    deflater.reset();
+    let result = deflate_member(&mut deflater, input, &mut output);
+    let mut idle = DEFLATERS.lock().unwrap_or_else(|e| e.into_inner());
+    if idle.len() < KEPT_DEFLATERS {
+        idle.push(deflater);
+    }
+    result
+}
+
+fn deflate_member(
+    deflater: &mut flate2::Compress,
+    input: &mut impl Read,
+    output: &mut impl Write,
+) -> io::Result<u64> {
+    use flate2::{FlushCompress, Status};
+    output.write_all(&GZIP_HEADER)?;
+    let mut crc = flate2::Crc::new();
+    let mut chunk = vec![0u8; GZIP_CHUNK];
+    let mut out = Vec::with_capacity(GZIP_CHUNK);
+    loop {
+        let n = match input.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        crc.update(&chunk[..n]);
+        let flush = if n == 0 {
+            FlushCompress::Finish
+        } else {
+            FlushCompress::None
+        };
+        let mut pending = &chunk[..n];
+        loop {
+            out.clear();
+            let before = deflater.total_in();
+            let status = deflater
+                .compress_vec(pending, &mut out, flush)
+                .map_err(io::Error::other)?;
+            let consumed = usize::try_from(deflater.total_in() - before).unwrap_or(pending.len());
+            pending = &pending[consumed..];
+            output.write_all(&out)?;
+            match status {
+                Status::StreamEnd => {
+                    output.write_all(&crc.sum().to_le_bytes())?;
+                    output.write_all(&crc.amount().to_le_bytes())?;
+                    return Ok(deflater.total_in());
+                }
+                // Input left, or the output buffer was filled: go on with this chunk.
+                _ if !pending.is_empty() || out.len() == out.capacity() => {}
+                _ if n == 0 => {}
+                _ => break,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +248,31 @@ mod tests {
             for piece in compressed.chunks(chunk) {
                 g.push(piece).unwrap();
             }
+            assert_eq!(g.finish().unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn kept_deflater_writes_what_gz_encoder_writes() {
+        let mut sizes = vec![
+            0usize,
+            1,
+            1024,
+            GZIP_CHUNK - 1,
+            GZIP_CHUNK,
+            3 * GZIP_CHUNK + 17,
+        ];
+        sizes.extend([1024, 0]); // again, on a kept deflater
+        for size in sizes {
+            let data: Vec<u8> = (0..size as u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
+            let mut reference = flate2::write::GzEncoder::new(Vec::new(), Compression::default());
+            reference.write_all(&data).unwrap();
+            let reference = reference.finish().unwrap();
+            assert_eq!(gz(&data), reference, "size {size}");
+            let mut g = CappedGunzip::new(Vec::new(), 1 << 20);
+            g.push(&reference).unwrap();
             assert_eq!(g.finish().unwrap(), data);
         }
     }
