@@ -9,8 +9,9 @@
 //! the caller while it streamed the part), and KeyInfo = SecurityTokenReference → BST.
 //!
 //! We build the signature ourselves rather than hand a template to the XML-DSig engine: the
-//! envelope is parsed once for the two XML digests and once more to canonicalise `SignedInfo`
-//! in place (bergshamra's C14N), where the engine's template path parses it several times.
+//! envelope is parsed once, for the two XML digests, and `SignedInfo` is canonicalised in a
+//! small document that reproduces its namespace context (bergshamra's C14N throughout), where
+//! the engine's template path parses the whole envelope several times.
 //! Every outbound signature is checked by our verifier and by independent ones (xmlsec1,
 //! Python lxml + cryptography) in the tests. Private-key operations run on aws-lc with keys
 //! parsed once.
@@ -237,13 +238,71 @@ fn exc_c14n(
         .map_err(|e| WssecError::SigningFailed(format!("canonicalisation failed: {e}")))
 }
 
+/// The namespace `prefix` (`#default`: the default namespace) is bound to at `node`.
+fn binding_at<'d>(
+    doc: &'d uppsala::Document<'_>,
+    node: uppsala::NodeId,
+    prefix: &str,
+) -> Option<&'d str> {
+    let wanted = if prefix == "#default" { "" } else { prefix };
+    let mut at = Some(node);
+    while let Some(current) = at {
+        if let Some(declared) = doc.element(current).and_then(|e| {
+            e.namespace_declarations
+                .iter()
+                .find(|(p, _)| p.as_ref() == wanted)
+        }) {
+            return Some(declared.1.as_ref());
+        }
+        at = doc.parent(current);
+    }
+    None
+}
+
+/// Exclusive C14N of `signed_info` as it will stand in the envelope: inside a `ds:Signature`
+/// declaring `ds`, in `wsse:Security` where the PrefixList prefix is bound to `binding`.
+///
+/// Its canonical form depends on nothing else: Exclusive C14N renders only the namespaces an
+/// element uses (`ds`; `ec` is declared by the elements that use it) and those the PrefixList
+/// names, so a small document with just that context canonicalises to the same bytes as the
+/// whole envelope would.
+fn canonical_signed_info(
+    signed_info: &str,
+    prefix_list: &str,
+    binding: Option<&str>,
+) -> Result<Vec<u8>, WssecError> {
+    let (open, close) = match (prefix_list, binding) {
+        (_, None) => ("<context>".to_owned(), "</context>".to_owned()),
+        ("#default", Some(ns)) => (
+            format!("<context xmlns=\"{}\">", escape(ns)),
+            "</context>".to_owned(),
+        ),
+        (prefix, Some(ns)) => (
+            format!("<{prefix}:context xmlns:{prefix}=\"{}\">", escape(ns)),
+            format!("</{prefix}:context>"),
+        ),
+    };
+    let xml = format!(
+        "{open}<ds:Signature xmlns:ds=\"{ds}\">{signed_info}</ds:Signature>{close}",
+        ds = names::DS
+    );
+    let doc = uppsala::parse(&xml)
+        .map_err(|e| WssecError::SigningFailed(format!("SignedInfo does not parse: {e}")))?;
+    let node = descendants_named(&doc, doc.root(), names::DS, "SignedInfo")
+        .first()
+        .copied()
+        .ok_or_else(|| WssecError::SigningFailed("SignedInfo not found".into()))?;
+    exc_c14n(&doc, node, prefix_list)
+}
+
 /// Sign `unsigned_xml` (an envelope with an empty or partly filled `wsse:Security` header and
 /// `wsu:Id`s on `eb:Messaging` and the Body) with `identity`, covering `attachments`.
 ///
 /// The digests of `eb:Messaging` and the Body are taken from `unsigned_xml`: the signature
 /// goes into `wsse:Security`, outside both subtrees, and Exclusive C14N renders only the
 /// namespaces a subtree uses or the PrefixList names, so their canonical form is the same in
-/// the signed envelope. `SignedInfo` is canonicalised where it stands in the signed envelope.
+/// the signed envelope. `SignedInfo` is canonicalised in its own context (see
+/// [`canonical_signed_info`]), so the envelope is parsed once.
 pub fn sign_envelope(
     unsigned_xml: &str,
     identity: &SigningIdentity,
@@ -285,78 +344,53 @@ pub fn sign_envelope(
         digest_value_b64: encode_base64(&attachment.sha256_digest),
     }));
 
-    let mut fragment = format!(
-        "<wsse:BinarySecurityToken xmlns:wsse=\"{wsse}\" xmlns:wsu=\"{wsu}\" EncodingType=\"{enc}\" ValueType=\"{vt}\" wsu:Id=\"{bst_id}\">{cert}</wsse:BinarySecurityToken>",
+    let mut signed_info = format!(
+        "<ds:SignedInfo>{c14n}<ds:SignatureMethod Algorithm=\"{sm}\"/>",
+        c14n = exc_c14n_with_prefixes("CanonicalizationMethod", &prefix_list),
+        sm = identity.signature_method,
+    );
+    for reference in &references {
+        push_reference(&mut signed_info, reference);
+    }
+    signed_info.push_str("</ds:SignedInfo>");
+    let binding = binding_at(&doc, security, &prefix_list);
+    let canonical = canonical_signed_info(&signed_info, &prefix_list, binding)?;
+    let value = encode_base64(&identity.key.sign(&canonical)?);
+
+    let fragment = format!(
+        "<wsse:BinarySecurityToken xmlns:wsse=\"{wsse}\" xmlns:wsu=\"{wsu}\" EncodingType=\"{enc}\" ValueType=\"{vt}\" wsu:Id=\"{bst_id}\">{cert}</wsse:BinarySecurityToken><ds:Signature xmlns:ds=\"{ds}\" Id=\"{signature_id}\">{signed_info}<ds:SignatureValue>{value}</ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference xmlns:wsse=\"{wsse}\"><wsse:Reference URI=\"#{bst_id}\" ValueType=\"{vt}\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature>",
         wsse = names::WSSE,
         wsu = names::WSU,
         enc = names::BASE64_BINARY,
         vt = names::X509V3,
         cert = encode_base64(identity.certificate()),
-    );
-    fragment.push_str(&format!(
-        "<ds:Signature xmlns:ds=\"{ds}\" Id=\"{signature_id}\"><ds:SignedInfo>{c14n}<ds:SignatureMethod Algorithm=\"{sm}\"/>",
         ds = names::DS,
-        c14n = exc_c14n_with_prefixes("CanonicalizationMethod", &prefix_list),
-        sm = identity.signature_method,
-    ));
-    for reference in &references {
-        push_reference(&mut fragment, reference);
-    }
-    fragment.push_str("</ds:SignedInfo><ds:SignatureValue>");
-    let value_in_fragment = fragment.len();
-    fragment.push_str(&format!(
-        "</ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference xmlns:wsse=\"{wsse}\"><wsse:Reference URI=\"#{bst_id}\" ValueType=\"{vt}\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature>",
-        wsse = names::WSSE,
-        vt = names::X509V3,
-    ));
+    );
 
     let range = doc
         .node_range(security)
         .ok_or_else(|| WssecError::SigningFailed("no source range for wsse:Security".into()))?;
     let security_source = &unsigned_xml[range.clone()];
-    let mut signed = String::with_capacity(unsigned_xml.len() + fragment.len() + 512);
-    let value_at = if security_source.ends_with("/>") {
+    let mut signed = String::with_capacity(unsigned_xml.len() + fragment.len() + 32);
+    if security_source.ends_with("/>") {
         let qname = doc
             .element(security)
             .map(|e| e.name.prefixed_name().into_owned())
             .unwrap_or_else(|| "wsse:Security".to_owned());
         signed.push_str(&unsigned_xml[..range.end - 2]);
         signed.push('>');
-        let at = signed.len() + value_in_fragment;
         signed.push_str(&fragment);
         signed.push_str(&format!("</{qname}>"));
         signed.push_str(&unsigned_xml[range.end..]);
-        at
     } else {
         let close = security_source
             .rfind("</")
             .ok_or_else(|| WssecError::SigningFailed("wsse:Security has no end tag".into()))?;
         let insert_at = range.start + close;
         signed.push_str(&unsigned_xml[..insert_at]);
-        let at = signed.len() + value_in_fragment;
         signed.push_str(&fragment);
         signed.push_str(&unsigned_xml[insert_at..]);
-        at
-    };
-    drop(doc);
-
-    let canonical_signed_info = {
-        let template = uppsala::parse(&signed).map_err(|e| {
-            WssecError::SigningFailed(format!("signed envelope does not parse: {e}"))
-        })?;
-        let signature = descendants_named(&template, template.root(), names::DS, "Signature")
-            .into_iter()
-            .find(|s| template.get_attribute(*s, "Id") == Some(signature_id.as_str()))
-            .ok_or_else(|| WssecError::SigningFailed("signature not found".into()))?;
-        let signed_info = template
-            .child_elements_by_name_ns(signature, names::DS, "SignedInfo")
-            .first()
-            .copied()
-            .ok_or_else(|| WssecError::SigningFailed("SignedInfo not found".into()))?;
-        exc_c14n(&template, signed_info, &prefix_list)?
-    };
-    let value = identity.key.sign(&canonical_signed_info)?;
-    signed.insert_str(value_at, &encode_base64(&value));
+    }
     Ok(SignedEnvelope {
         xml: signed,
         references,
@@ -397,6 +431,63 @@ impl CachedKey {
             }
             CachedKey::Ecdsa(key) => Ok(key.sign(&rng, data).map_err(failed)?.as_ref().to_vec()),
             CachedKey::Ed25519(key) => Ok(key.sign(data).as_ref().to_vec()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `canonical_signed_info` must give the bytes the whole envelope gives, whatever the
+    /// envelope's prefix (including the default namespace and a prefix the signature reuses).
+    #[test]
+    fn signed_info_context_canonicalises_like_the_envelope() {
+        let signed_info = format!(
+            "<ds:SignedInfo>{}<ds:SignatureMethod Algorithm=\"{}\"/></ds:SignedInfo>",
+            exc_c14n_with_prefixes("CanonicalizationMethod", "P"),
+            names::EDDSA_ED25519
+        );
+        for (open, close, prefix) in [
+            (
+                "<S12:Envelope xmlns:S12=\"urn:soap\" xmlns:eb=\"urn:eb\"><S12:Header xmlns:x=\"urn:x\">",
+                "</S12:Header></S12:Envelope>",
+                "S12",
+            ),
+            (
+                "<Envelope xmlns=\"urn:soap\"><Header>",
+                "</Header></Envelope>",
+                "#default",
+            ),
+            (
+                "<ds:Envelope xmlns:ds=\"urn:soap\"><ds:Header>",
+                "</ds:Header></ds:Envelope>",
+                "ds",
+            ),
+            (
+                "<S12:Envelope xmlns:S12=\"urn:soap\"><S12:Header>",
+                "</S12:Header></S12:Envelope>",
+                "absent",
+            ),
+        ] {
+            let signed_info =
+                signed_info.replace("PrefixList=\"P\"", &format!("PrefixList=\"{prefix}\""));
+            let envelope = format!(
+                "{open}<wsse:Security xmlns:wsse=\"urn:wsse\"><ds:Signature xmlns:ds=\"{ds}\">{signed_info}<ds:SignatureValue/></ds:Signature></wsse:Security>{close}",
+                ds = names::DS
+            );
+            let doc = uppsala::parse(&envelope).unwrap();
+            let node = descendants_named(&doc, doc.root(), names::DS, "SignedInfo")[0];
+            let security = doc.parent(doc.parent(node).unwrap()).unwrap();
+            let in_place = exc_c14n(&doc, node, prefix).unwrap();
+            let alone =
+                canonical_signed_info(&signed_info, prefix, binding_at(&doc, security, prefix))
+                    .unwrap();
+            assert_eq!(
+                String::from_utf8(alone).unwrap(),
+                String::from_utf8(in_place).unwrap(),
+                "prefix {prefix}"
+            );
         }
     }
 }
