@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use as4gate::outbound::compose::{Outgoing, OutgoingPayload, SenderKeys, compose};
-use as4gate_pmode::PMode;
+use as4gate_pmode::{PMode, SecurityProfile};
 use as4gate_wssec::sign::SigningIdentity;
 use bytes::Bytes;
 
@@ -24,25 +24,33 @@ const BOUNDARY_PREFIX: &str = "MIMEBoundary_as4load_";
 pub struct Sender {
     /// The P-Mode messages are composed under.
     pub pmode: PMode,
-    /// blue_gw's RSA signing identity.
+    /// blue_gw's signing identity of the P-Mode's generation (RSA for 1.15, Ed25519 for 2.0).
     pub signing: SigningIdentity,
     /// red_gw's certificate (DER), the encryption recipient.
     pub receiver_certificate: Vec<u8>,
 }
 
 impl Sender {
-    /// blue_gw with its RSA test key, sending under the P-Mode file `pmode`.
+    /// blue_gw with its test keys, sending under the P-Mode file `pmode`: RSA signing and
+    /// red_gw's RSA certificate under eDelivery AS4 1.15, Ed25519 and red_gw's X25519
+    /// certificate under 2.0.
     pub fn blue(repo: &Path, pmode: &Path) -> anyhow::Result<Sender> {
         let pmode = PMode::load_file(pmode).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (signing_key, encryption_certificate) = match pmode.security.profile {
+            SecurityProfile::EdeliveryAs4_1_15 => ("rsa", "rsa"),
+            SecurityProfile::EdeliveryAs4_2_0 => ("ed25519", "x25519"),
+        };
         let pki = repo.join("test-pki");
-        let mut chain = as4gate::pem::certificates(&pki.join("blue_gw/rsa.crt"))?;
+        let mut chain =
+            as4gate::pem::certificates(&pki.join(format!("blue_gw/{signing_key}.crt")))?;
         let leaf = chain.remove(0);
-        let key = as4gate::pem::pkcs8_key(&pki.join("blue_gw/rsa.key"))?;
+        let key = as4gate::pem::pkcs8_key(&pki.join(format!("blue_gw/{signing_key}.key")))?;
         let signing = SigningIdentity::from_pkcs8_der(&key, &leaf, chain)?;
-        let receiver_certificate = as4gate::pem::certificates(&pki.join("red_gw/rsa.crt"))?
-            .into_iter()
-            .next()
-            .context("red_gw/rsa.crt holds no certificate")?;
+        let receiver_certificate =
+            as4gate::pem::certificates(&pki.join(format!("red_gw/{encryption_certificate}.crt")))?
+                .into_iter()
+                .next()
+                .context("red_gw's encryption certificate file holds no certificate")?;
         Ok(Sender {
             pmode,
             signing,
