@@ -14,6 +14,7 @@
 //! the ebMS packaging rules", ebMS3 core §6.7.1). The daemon answers them with a
 //! SOAP `env:Sender` fault carrying that error.
 
+use memchr::memmem;
 use uppsala::{Document, Parser};
 
 use crate::error::EbmsError;
@@ -30,7 +31,7 @@ pub fn reject_doctype(input: &[u8]) -> Result<(), EbmsError> {
         let at = i + off;
         let rest = &input[at..];
         let skip_to = |terminator: &[u8], from: usize| -> Option<usize> {
-            find(&input[from..], terminator).map(|p| from + p + terminator.len())
+            memmem::find(&input[from..], terminator).map(|p| from + p + terminator.len())
         };
         if rest.starts_with(b"<!--") {
             match skip_to(b"-->", at + 4) {
@@ -90,10 +91,6 @@ pub fn parse<'a>(input: &'a str, limits: &Limits) -> Result<Document<'a>, EbmsEr
         .map_err(|e| {
             EbmsError::invalid_header(format!("SOAP envelope is not well-formed XML: {e}"))
         })
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(haystack, needle)
 }
 
 fn starts_with_ignore_case(haystack: &[u8], prefix: &[u8]) -> bool {

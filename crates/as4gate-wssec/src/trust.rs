@@ -207,8 +207,7 @@ pub fn validate_certificate(
     let leaf = CertificateDer::from(leaf_der);
     let end_entity = EndEntityCert::try_from(&leaf)
         .map_err(|e| WssecError::MalformedCertificate(format!("{e:?}")))?;
-    let offered = intermediates;
-    let intermediates: Vec<CertificateDer<'_>> = offered
+    let chain: Vec<CertificateDer<'_>> = intermediates
         .iter()
         .map(|d| CertificateDer::from(d.as_slice()))
         .collect();
@@ -218,7 +217,7 @@ pub fn validate_certificate(
         .verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
             &anchors.anchors,
-            &intermediates,
+            &chain,
             time,
             AnyExtendedKeyUsage,
             None,
@@ -238,7 +237,7 @@ pub fn validate_certificate(
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),
     };
-    for der in offered {
+    for der in intermediates {
         let Ok((_, intermediate)) = X509Certificate::from_der(der) else {
             return Ok(());
         };

@@ -14,6 +14,8 @@
 //! epilogue are discarded. A missing close delimiter, zero parts, a header
 //! block over the limit and more parts than allowed are EBMS:0007.
 
+use memchr::memmem;
+
 use crate::error::EbmsError;
 use crate::limits::Limits;
 
@@ -144,7 +146,8 @@ impl MultipartSplitter {
         let in_body = self.state == State::Body;
         let mut from = 0;
         loop {
-            let Some(pos) = find(&self.buf[from..], &self.delimiter).map(|p| p + from) else {
+            let Some(pos) = memmem::find(&self.buf[from..], &self.delimiter).map(|p| p + from)
+            else {
                 // Keep a tail that may be the start of a delimiter.
                 let keep = self.delimiter.len() - 1;
                 let emit = self.buf.len().saturating_sub(keep);
@@ -224,7 +227,7 @@ impl MultipartSplitter {
         } else {
             // Resume 3 bytes back: the terminator may straddle the previous chunk's end.
             let from = self.header_scanned.saturating_sub(3);
-            find(&self.buf[from..], b"\r\n\r\n").map(|p| (from + p, from + p + 4))
+            memmem::find(&self.buf[from..], b"\r\n\r\n").map(|p| (from + p, from + p + 4))
         };
         self.header_scanned = self.buf.len();
         match block_end {
@@ -243,13 +246,6 @@ impl MultipartSplitter {
             ))),
         }
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return None;
-    }
-    memchr::memmem::find(haystack, needle)
 }
 
 #[cfg(test)]
