@@ -17,6 +17,7 @@
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{QueueError, WorkItem, parse_rfc3339, rfc3339, unix_ms};
+use crate::store::script::{ALWAYS, Script};
 
 /// Adds `item` to the queue inside the caller's transaction; it becomes visible to
 /// consumers (or the relay) when that transaction commits, due at `item.enqueued_at`.
@@ -52,18 +53,36 @@ async fn insert(
     item: &WorkItem,
     on_conflict: &str,
 ) -> Result<(), QueueError> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    let mut script = Script::new();
+    push_insert(&mut script, item, on_conflict, ALWAYS)?;
+    script.fetch_all(tx).await?;
+    Ok(())
+}
+
+/// Appends to `script` the insert of `item` like [`enqueue_in`], run only while `guard`
+/// holds ([`Script`]); the insert changes one row unless the pair is still pending.
+pub fn push_enqueue(script: &mut Script, item: &WorkItem, guard: &str) -> Result<(), QueueError> {
+    push_insert(script, item, "DO NOTHING", guard)
+}
+
+fn push_insert(
+    script: &mut Script,
+    item: &WorkItem,
+    on_conflict: &str,
+    guard: &str,
+) -> Result<(), QueueError> {
+    let message_id = script.arg(item.message_id.as_str())?;
+    let subscriber = script.arg(item.subscriber.as_str())?;
+    let attempt = script.arg(i64::from(item.attempt))?;
+    let enqueued_at = script.arg(rfc3339(item.enqueued_at)?)?;
+    let available_at = script.arg(unix_ms(item.enqueued_at))?;
+    // `WHERE` before `ON CONFLICT` also keeps SQLite from reading `ON` as a join constraint.
+    script.push(&format!(
         "INSERT INTO queue_items (message_id, subscriber, attempt, enqueued_at, available_at)
-         VALUES (?, ?, ?, ?, ?)
+         SELECT {message_id}, {subscriber}, {attempt}, {enqueued_at}, {available_at}
+         WHERE {guard}
          ON CONFLICT (message_id, subscriber) {on_conflict}"
-    )))
-    .bind(&item.message_id)
-    .bind(&item.subscriber)
-    .bind(i64::from(item.attempt))
-    .bind(rfc3339(item.enqueued_at)?)
-    .bind(unix_ms(item.enqueued_at))
-    .execute(&mut **tx)
-    .await?;
+    ));
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Invariants:
 //! - **Routed with the message.** A message's delivery rows and their work items are written
-//!   in the transaction that stores the message ([`insert_routes`]); a message no
+//!   in the transaction that stores the message ([`push_routes`]); a message no
 //!   subscription takes gets a `no_route` dead letter in that same transaction.
 //! - **Only pending rows move.** Worker outcomes ([`DeliveryChange`]) apply only to a row in
 //!   the state the worker saw (`pending`, or `held` for expiry), so an operator's discard or a
@@ -16,11 +16,13 @@
 //! - **Operator actions are audited** in the transaction that performs them.
 
 use std::collections::HashSet;
+use std::fmt::Display;
 
 use serde::Serialize;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use time::OffsetDateTime;
 
+use super::script::{AFTER_ONE_ROW, ALWAYS, Param, Script};
 use super::{Store, StoreError, timestamp};
 use crate::delivery::routing::{NO_ROUTE, Route};
 use crate::queue::{WorkItem, outbox};
@@ -145,67 +147,55 @@ pub enum DeliveryChange {
     },
 }
 
-/// Writes the delivery rows and work items of a newly stored message (see module docs).
-pub(super) async fn insert_routes(
-    tx: &mut Transaction<'_, Sqlite>,
+/// Appends to `script` the delivery rows and work items of a newly stored message (see
+/// module docs), a chain of one-row statements that runs only while `guard` holds.
+pub(super) fn push_routes(
+    script: &mut Script,
+    message: Param,
     message_id: &str,
     routes: &[Route],
     now: OffsetDateTime,
+    guard: &str,
 ) -> Result<(), StoreError> {
-    let at = timestamp(now);
+    let at = script.arg(timestamp(now))?;
     if routes.is_empty() {
-        sqlx::query(
+        let no_route = script.arg(NO_ROUTE)?;
+        let error = script.arg("no delivery queue and subscription takes this message")?;
+        let expires = script.arg(unix_ms(now))?;
+        script.push(&format!(
             "INSERT INTO deliveries (message_id, subscription, queue, state, reason, last_error,
                  enqueued_at, expires_at, updated_at)
-             VALUES (?, ?, ?, 'dead', 'no_route', ?, ?, ?, ?)",
-        )
-        .bind(message_id)
-        .bind(NO_ROUTE)
-        .bind(NO_ROUTE)
-        .bind("no delivery queue and subscription takes this message")
-        .bind(&at)
-        .bind(unix_ms(now))
-        .bind(&at)
-        .execute(&mut **tx)
-        .await?;
-        history(
-            tx,
-            message_id,
-            "DEAD_LETTERED",
-            &at,
-            "no_route: no subscription takes it",
-        )
-        .await?;
-        return set_message_state(tx, message_id).await;
+             SELECT {message}, {no_route}, {no_route}, 'dead', 'no_route', {error}, {at},
+                 {expires}, {at}
+             WHERE {guard}"
+        ));
+        let state = script.arg("DEAD_LETTERED")?;
+        let detail = script.arg("no_route: no subscription takes it")?;
+        push_history(script, message, state, at, detail, AFTER_ONE_ROW);
+        push_message_state(script, message, AFTER_ONE_ROW);
+        return Ok(());
     }
+    let mut guard = guard;
     for route in routes {
-        sqlx::query(
+        let subscription = script.arg(route.subscription.as_str())?;
+        let queue = script.arg(route.queue.as_str())?;
+        let expires = script.arg(unix_ms(route.expires_at))?;
+        script.push(&format!(
             "INSERT INTO deliveries (message_id, subscription, queue, state, enqueued_at,
                  expires_at, updated_at)
-             VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-        )
-        .bind(message_id)
-        .bind(&route.subscription)
-        .bind(&route.queue)
-        .bind(&at)
-        .bind(unix_ms(route.expires_at))
-        .bind(&at)
-        .execute(&mut **tx)
-        .await?;
-        outbox::enqueue_in(tx, &WorkItem::new(message_id, &route.subscription, now))
-            .await
-            .map_err(queue_error)?;
+             SELECT {message}, {subscription}, {queue}, 'pending', {at}, {expires}, {at}
+             WHERE {guard}"
+        ));
+        let item = WorkItem::new(message_id, &route.subscription, now);
+        outbox::push_enqueue(script, &item, AFTER_ONE_ROW).map_err(queue_error)?;
+        guard = AFTER_ONE_ROW;
     }
     let names: Vec<&str> = routes.iter().map(|r| r.subscription.as_str()).collect();
-    history(
-        tx,
-        message_id,
-        STATE_QUEUED,
-        &at,
-        &format!("for {}", names.join(", ")),
-    )
-    .await?;
-    set_message_state(tx, message_id).await
+    let state = script.arg(STATE_QUEUED)?;
+    let detail = script.arg(format!("for {}", names.join(", ")))?;
+    push_history(script, message, state, at, detail, AFTER_ONE_ROW);
+    push_message_state(script, message, AFTER_ONE_ROW);
+    Ok(())
 }
 
 /// Applies one worker outcome; returns whether the row was in the expected state.
@@ -214,104 +204,104 @@ pub(super) async fn apply(
     change: &DeliveryChange,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let at = timestamp(now);
-    let (message_id, event, detail, changed) = match change {
+    let mut script = Script::new();
+    let at = script.arg(timestamp(now))?;
+    let (message_id, subscription) = match change {
         DeliveryChange::Delivered {
             message_id,
             subscription,
-            attempts,
-        } => {
-            let n = sqlx::query(
-                "UPDATE deliveries SET state = 'delivered', attempts = ?, updated_at = ?
-                 WHERE message_id = ? AND subscription = ? AND state = 'pending'",
-            )
-            .bind(attempts)
-            .bind(&at)
-            .bind(message_id)
-            .bind(subscription)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            let detail = format!("to {subscription} (attempt {attempts})");
-            (message_id, "DELIVERED", detail, n)
+            ..
         }
-        DeliveryChange::Retrying {
+        | DeliveryChange::Retrying {
             message_id,
             subscription,
+            ..
+        }
+        | DeliveryChange::Dead {
+            message_id,
+            subscription,
+            ..
+        }
+        | DeliveryChange::Held {
+            message_id,
+            subscription,
+        } => (message_id, subscription),
+    };
+    let message = script.arg(message_id.as_str())?;
+    let sub = script.arg(subscription.as_str())?;
+    // The row moves only from the state the worker saw; `RETURNING` says whether it did, and
+    // the history entry and message state follow it in the same command.
+    let (event, detail) = match change {
+        DeliveryChange::Delivered { attempts, .. } => {
+            let detail = format!("to {subscription} (attempt {attempts})");
+            let attempts = script.arg(*attempts)?;
+            script.push(&format!(
+                "UPDATE deliveries SET state = 'delivered', attempts = {attempts},
+                     updated_at = {at}
+                 WHERE message_id = {message} AND subscription = {sub} AND state = 'pending'
+                 RETURNING 1"
+            ));
+            ("DELIVERED", detail)
+        }
+        DeliveryChange::Retrying {
             attempts,
             error,
             retry_in,
+            ..
         } => {
-            let n = sqlx::query(
-                "UPDATE deliveries SET attempts = ?, last_error = ?, updated_at = ?
-                 WHERE message_id = ? AND subscription = ? AND state = 'pending'",
-            )
-            .bind(attempts)
-            .bind(error)
-            .bind(&at)
-            .bind(message_id)
-            .bind(subscription)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
             let detail =
                 format!("{subscription}: attempt {attempts} failed: {error}; next in {retry_in:?}");
-            (message_id, "WAITING_FOR_RETRY", detail, n)
+            let attempts = script.arg(*attempts)?;
+            let error = script.arg(error.as_str())?;
+            script.push(&format!(
+                "UPDATE deliveries SET attempts = {attempts}, last_error = {error},
+                     updated_at = {at}
+                 WHERE message_id = {message} AND subscription = {sub} AND state = 'pending'
+                 RETURNING 1"
+            ));
+            ("WAITING_FOR_RETRY", detail)
         }
         DeliveryChange::Dead {
-            message_id,
-            subscription,
             attempts,
             reason,
             error,
             was_held,
+            ..
         } => {
-            let n = sqlx::query(
-                "UPDATE deliveries SET state = 'dead', attempts = ?, reason = ?, last_error = ?,
-                     updated_at = ?
-                 WHERE message_id = ? AND subscription = ? AND state = ?",
-            )
-            .bind(attempts)
-            .bind(reason.as_str())
-            .bind(error)
-            .bind(&at)
-            .bind(message_id)
-            .bind(subscription)
-            .bind(if *was_held { "held" } else { "pending" })
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
             let detail = format!("{subscription}: {}: {error}", reason.as_str());
-            (message_id, "DEAD_LETTERED", detail, n)
+            let attempts = script.arg(*attempts)?;
+            let reason = script.arg(reason.as_str())?;
+            let error = script.arg(error.as_str())?;
+            let from = script.arg(if *was_held { "held" } else { "pending" })?;
+            script.push(&format!(
+                "UPDATE deliveries SET state = 'dead', attempts = {attempts}, reason = {reason},
+                     last_error = {error}, updated_at = {at}
+                 WHERE message_id = {message} AND subscription = {sub} AND state = {from}
+                 RETURNING 1"
+            ));
+            ("DEAD_LETTERED", detail)
         }
-        DeliveryChange::Held {
-            message_id,
-            subscription,
-        } => {
-            let n = sqlx::query(
-                "UPDATE deliveries SET state = 'held', updated_at = ?
-                 WHERE message_id = ? AND subscription = ? AND state = 'pending'
+        DeliveryChange::Held { .. } => {
+            script.push(&format!(
+                "UPDATE deliveries SET state = 'held', updated_at = {at}
+                 WHERE message_id = {message} AND subscription = {sub} AND state = 'pending'
                    AND EXISTS (SELECT 1 FROM delivery_pauses p
                                WHERE (p.kind = 'queue' AND p.name = deliveries.queue)
                                   OR (p.kind = 'subscription'
-                                      AND p.name = deliveries.subscription))",
+                                      AND p.name = deliveries.subscription))
+                 RETURNING 1"
+            ));
+            (
+                "HELD",
+                format!("{subscription}: queue suspended or subscription disabled"),
             )
-            .bind(&at)
-            .bind(message_id)
-            .bind(subscription)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            let detail = format!("{subscription}: queue suspended or subscription disabled");
-            (message_id, "HELD", detail, n)
         }
     };
-    if changed == 0 {
-        return Ok(false);
-    }
-    history(tx, message_id, event, &at, &detail).await?;
-    set_message_state(tx, message_id).await?;
-    Ok(true)
+    let event = script.arg(event)?;
+    let detail = script.arg(detail)?;
+    push_history(&mut script, message, event, at, detail, AFTER_ONE_ROW);
+    push_message_state(&mut script, message, AFTER_ONE_ROW);
+    Ok(!script.fetch_all(tx).await?.is_empty())
 }
 
 /// Appends a `state_history` entry after the message's last one (an empty `detail` is
@@ -323,40 +313,59 @@ pub(super) async fn history(
     at: &str,
     detail: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO state_history (message_id, seq, state, at, detail)
-         VALUES (?1, (SELECT COALESCE(MAX(seq), -1) + 1 FROM state_history WHERE message_id = ?1),
-                 ?2, ?3, ?4)",
-    )
-    .bind(message_id)
-    .bind(state)
-    .bind(at)
-    .bind((!detail.is_empty()).then_some(detail))
-    .execute(&mut *tx)
-    .await?;
+    let mut script = Script::new();
+    let message = script.arg(message_id)?;
+    let state = script.arg(state)?;
+    let at = script.arg(at)?;
+    let detail = script.arg((!detail.is_empty()).then_some(detail))?;
+    push_history(&mut script, message, state, at, detail, ALWAYS);
+    script.fetch_all(tx).await?;
     Ok(())
+}
+
+/// Appends to `script` the `state_history` entry after the message's last one, run only
+/// while `guard` holds.
+/// Each value is a placeholder ([`Param`]) or an SQL expression.
+pub(super) fn push_history(
+    script: &mut Script,
+    message: Param,
+    state: Param,
+    at: Param,
+    detail: impl Display,
+    guard: &str,
+) {
+    script.push(&format!(
+        "INSERT INTO state_history (message_id, seq, state, at, detail)
+         SELECT {message},
+             (SELECT COALESCE(MAX(seq), -1) + 1 FROM state_history WHERE message_id = {message}),
+             {state}, {at}, {detail}
+         WHERE {guard}"
+    ));
+}
+
+/// Appends to `script` the recomputation of a message's state from its delivery rows (see
+/// module docs), run only while `guard` holds.
+fn push_message_state(script: &mut Script, message: Param, guard: &str) {
+    script.push(&format!(
+        "UPDATE messages SET state = (
+             SELECT CASE
+                 WHEN SUM(state = 'dead') > 0 THEN '{STATE_DELIVERY_FAILED}'
+                 WHEN SUM(state IN ('pending', 'held')) > 0 THEN '{STATE_QUEUED}'
+                 WHEN SUM(state = 'discarded') > 0 THEN '{STATE_DISCARDED}'
+                 ELSE '{STATE_DELIVERED}' END
+             FROM deliveries WHERE message_id = {message})
+         WHERE message_id = {message}
+           AND EXISTS (SELECT 1 FROM deliveries WHERE message_id = {message})
+           AND {guard}"
+    ));
 }
 
 /// Recomputes a message's state from its delivery rows (see module docs).
 async fn set_message_state(tx: &mut SqliteConnection, message_id: &str) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE messages SET state = (
-             SELECT CASE
-                 WHEN SUM(state = 'dead') > 0 THEN ?2
-                 WHEN SUM(state IN ('pending', 'held')) > 0 THEN ?3
-                 WHEN SUM(state = 'discarded') > 0 THEN ?4
-                 ELSE ?5 END
-             FROM deliveries WHERE message_id = ?1)
-         WHERE message_id = ?1
-           AND EXISTS (SELECT 1 FROM deliveries WHERE message_id = ?1)",
-    )
-    .bind(message_id)
-    .bind(STATE_DELIVERY_FAILED)
-    .bind(STATE_QUEUED)
-    .bind(STATE_DISCARDED)
-    .bind(STATE_DELIVERED)
-    .execute(&mut *tx)
-    .await?;
+    let mut script = Script::new();
+    let message = script.arg(message_id)?;
+    push_message_state(&mut script, message, ALWAYS);
+    script.fetch_all(tx).await?;
     Ok(())
 }
 

@@ -9,7 +9,9 @@
 //!   outcomes and the start and outcome of send attempts queue up for it; it applies every job
 //!   waiting (up to [`MAX_GROUP_COMMIT`]) in one transaction and answers each caller only after
 //!   that transaction committed, so one WAL fsync covers a
-//!   whole group under load while an idle gateway still commits each message at once.
+//!   whole group under load while an idle gateway still commits each message at once. Each
+//!   job's statements go to SQLite as one [`script::Script`], one hand-off to the
+//!   connection's thread per job.
 //! - **All of a message or nothing.** Its row, payload rows, first state-history entry and
 //!   signed receipt are inserted together. The receipt is returned to the partner only after
 //!   the commit, so a receipted message survives `kill -9`.
@@ -23,6 +25,7 @@
 pub mod blobs;
 pub mod deliveries;
 pub mod outbound;
+pub mod script;
 
 use std::io::Read;
 use std::path::Path;
@@ -40,6 +43,7 @@ pub use blobs::{BlobRef, BlobStore, PayloadWriter, StoredContent};
 pub use deliveries::{DeadReason, DeliveryChange, DeliveryRow};
 
 use crate::delivery::routing::Route;
+use script::{AFTER_ONE_ROW, Param, Script};
 use time::OffsetDateTime;
 
 /// State of an inbound message that was receipted (Domibus: `RECEIVED`).
@@ -524,11 +528,7 @@ async fn commit_group(
     for job in group {
         answers.push(match job {
             WriteJob::Insert { record, routes, .. } => {
-                let outcome = insert_one(&mut tx, record).await?;
-                if matches!(outcome, InsertOutcome::Inserted) && !record.is_test {
-                    deliveries::insert_routes(&mut tx, &record.message_id, routes, now).await?;
-                }
-                Answer::Insert(outcome)
+                Answer::Insert(insert_one(&mut tx, record, routes, now).await?)
             }
             WriteJob::Delivery { change, .. } => {
                 Answer::Delivery(deliveries::apply(&mut tx, change, now).await?)
@@ -551,65 +551,75 @@ async fn commit_group(
     Ok(answers)
 }
 
+/// Stores `rec` with its payloads, first history entry and (unless it is a test message)
+/// its routes in one [`Script`]: the message insert heads a chain of one-row statements, so a
+/// MessageId stored before changes nothing and yields the receipt stored with it.
 async fn insert_one(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     rec: &InboundRecord,
+    routes: &[Route],
+    now: OffsetDateTime,
 ) -> Result<InsertOutcome, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO messages (message_id, direction, state, pmode_id, from_party, from_role,
-             to_party, to_role, service, service_type, action, conversation_id, agreement, mpc,
-             ref_to_message_id, message_timestamp, message_properties, is_test,
-             signer_certificate, envelope, receipt, received_at)
-         VALUES (?, 'inbound', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(&rec.message_id)
-    .bind(STATE_RECEIVED)
-    .bind(&rec.pmode_id)
-    .bind(&rec.from_party)
-    .bind(&rec.from_role)
-    .bind(&rec.to_party)
-    .bind(&rec.to_role)
-    .bind(&rec.service)
-    .bind(&rec.service_type)
-    .bind(&rec.action)
-    .bind(&rec.conversation_id)
-    .bind(&rec.agreement)
-    .bind(&rec.mpc)
-    .bind(&rec.ref_to_message_id)
-    .bind(&rec.message_timestamp)
-    .bind(serde_json::to_string(&rec.message_properties)?)
-    .bind(rec.is_test)
-    .bind(&rec.signer_certificate)
-    .bind(&rec.envelope)
-    .bind(&rec.receipt)
-    .bind(&rec.received_at)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        let receipt: Vec<u8> =
-            sqlx::query_scalar("SELECT receipt FROM messages WHERE message_id = ?")
-                .bind(&rec.message_id)
-                .fetch_one(&mut **tx)
-                .await?;
-        return Ok(InsertOutcome::Duplicate { receipt });
+    let mut script = Script::new();
+    let id = script.arg(rec.message_id.as_str())?;
+    let state = script.arg(STATE_RECEIVED)?;
+    let received_at = script.arg(rec.received_at.as_str())?;
+    let columns = [
+        script.arg(rec.pmode_id.as_str())?,
+        script.arg(rec.from_party.as_str())?,
+        script.arg(rec.from_role.as_str())?,
+        script.arg(rec.to_party.as_str())?,
+        script.arg(rec.to_role.as_str())?,
+        script.arg(rec.service.as_str())?,
+        script.arg(rec.service_type.as_deref())?,
+        script.arg(rec.action.as_str())?,
+        script.arg(rec.conversation_id.as_str())?,
+        script.arg(rec.agreement.as_deref())?,
+        script.arg(rec.mpc.as_str())?,
+        script.arg(rec.ref_to_message_id.as_deref())?,
+        script.arg(rec.message_timestamp.as_str())?,
+        script.arg(serde_json::to_string(&rec.message_properties)?)?,
+        script.arg(rec.is_test)?,
+        script.arg(rec.signer_certificate.as_deref())?,
+        script.arg(rec.envelope.as_slice())?,
+        script.arg(rec.receipt.as_slice())?,
+    ]
+    .map(|p| p.to_string())
+    .join(", ");
+    script.push(&format!(
+        "INSERT INTO messages (message_id, direction, state, received_at, pmode_id, from_party,
+             from_role, to_party, to_role, service, service_type, action, conversation_id,
+             agreement, mpc, ref_to_message_id, message_timestamp, message_properties, is_test,
+             signer_certificate, envelope, receipt)
+         VALUES ({id}, 'inbound', {state}, {received_at}, {columns})
+         ON CONFLICT (message_id) DO NOTHING
+         RETURNING NULL AS receipt"
+    ));
+    push_payloads(&mut script, id, &rec.payloads, AFTER_ONE_ROW)?;
+    let detail = script.arg(
+        rec.is_test
+            .then_some("ebMS test service: receipted, not delivered"),
+    )?;
+    deliveries::push_history(&mut script, id, state, received_at, detail, AFTER_ONE_ROW);
+    if !rec.is_test {
+        deliveries::push_routes(&mut script, id, &rec.message_id, routes, now, AFTER_ONE_ROW)?;
     }
-    insert_payloads(tx, rec).await?;
-    sqlx::query(
-        "INSERT INTO state_history (message_id, seq, state, at, detail) VALUES (?, 0, ?, ?, ?)",
-    )
-    .bind(&rec.message_id)
-    .bind(STATE_RECEIVED)
-    .bind(&rec.received_at)
-    .bind(if rec.is_test {
-        Some("ebMS test service: receipted, not delivered")
-    } else {
-        None
-    })
-    .execute(&mut **tx)
-    .await?;
-    Ok(InsertOutcome::Inserted)
+    // Only a message stored before reaches here with its chain not run.
+    script.push(&format!(
+        "SELECT receipt FROM messages WHERE message_id = {id} AND changes() = 0"
+    ));
+    let rows = script.fetch_all(tx).await?;
+    let receipts: Vec<Option<Vec<u8>>> = rows.iter().map(|r| r.get(0)).collect();
+    match receipts.as_slice() {
+        [None] => Ok(InsertOutcome::Inserted),
+        [Some(receipt)] => Ok(InsertOutcome::Duplicate {
+            receipt: receipt.clone(),
+        }),
+        _ => Err(StoreError::Database(sqlx::Error::Protocol(format!(
+            "storing message {} stopped part-way",
+            rec.message_id
+        )))),
+    }
 }
 
 /// RFC 3339 UTC timestamp, as stored and as ebMS `xsd:dateTime`.
@@ -619,30 +629,46 @@ pub fn timestamp(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
-/// Inserts the payload rows of `rec`.
-async fn insert_payloads(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    rec: &InboundRecord,
+/// Appends to `script` the payload rows of message `message`, a chain of one-row inserts run
+/// only while `guard` holds.
+fn push_payloads(
+    script: &mut Script,
+    message: Param,
+    payloads: &[StoredPayload],
+    guard: &str,
 ) -> Result<(), StoreError> {
-    for (position, p) in rec.payloads.iter().enumerate() {
-        sqlx::query(
+    let mut guard = guard;
+    for (position, p) in payloads.iter().enumerate() {
+        let values = [
+            script.arg(position as i64)?,
+            script.arg(p.content_id.as_str())?,
+            script.arg(p.blob.id.as_str())?,
+            script.arg(p.blob.size as i64)?,
+            script.arg(p.inline.as_deref())?,
+            script.arg(p.mime_type.as_deref())?,
+            script.arg(p.character_set.as_deref())?,
+            script.arg(p.compressed)?,
+            script.arg(serde_json::to_string(&p.properties)?)?,
+        ]
+        .map(|p| p.to_string())
+        .join(", ");
+        script.push(&format!(
             "INSERT INTO payloads (message_id, position, content_id, blob, size, content,
                  mime_type, character_set, compressed, properties)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&rec.message_id)
-        .bind(position as i64)
-        .bind(&p.content_id)
-        .bind(&p.blob.id)
-        .bind(p.blob.size as i64)
-        .bind(&p.inline)
-        .bind(&p.mime_type)
-        .bind(&p.character_set)
-        .bind(p.compressed)
-        .bind(serde_json::to_string(&p.properties)?)
-        .execute(&mut **tx)
-        .await?;
+             SELECT {message}, {values}
+             WHERE {guard}"
+        ));
+        guard = AFTER_ONE_ROW;
     }
+    Ok(())
+}
+
+/// Inserts the payload rows of `rec`.
+async fn insert_payloads(tx: &mut SqliteConnection, rec: &InboundRecord) -> Result<(), StoreError> {
+    let mut script = Script::new();
+    let message = script.arg(rec.message_id.as_str())?;
+    push_payloads(&mut script, message, &rec.payloads, script::ALWAYS)?;
+    script.fetch_all(tx).await?;
     Ok(())
 }
 

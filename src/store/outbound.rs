@@ -29,7 +29,8 @@
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::deliveries::history;
+use super::deliveries::{history, push_history};
+use super::script::{AFTER_ONE_ROW, Script};
 use super::{InboundRecord, Store, StoreError, WriteJob, insert_payloads, timestamp};
 use crate::queue::{WorkItem, outbox};
 
@@ -423,32 +424,33 @@ pub(super) async fn start_send_in(
     message_id: &str,
     at: &str,
 ) -> Result<Option<u32>, StoreError> {
-    let attempt: Option<i64> = sqlx::query_scalar(
-        "UPDATE sends SET attempts = attempts + 1, updated_at = ?1
-         WHERE message_id = ?2
-           AND (SELECT state FROM messages WHERE message_id = ?2) IN (?3, ?4, ?5)
-         RETURNING attempts",
-    )
-    .bind(at)
-    .bind(message_id)
-    .bind(SEND_ENQUEUED)
-    .bind(WAITING_FOR_RETRY)
-    .bind(SEND_IN_PROGRESS)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(attempt) = attempt else {
-        return Ok(None);
-    };
-    set_state(tx, message_id, SEND_IN_PROGRESS).await?;
-    history(
-        tx,
-        message_id,
-        SEND_IN_PROGRESS,
+    let mut script = Script::new();
+    let message = script.arg(message_id)?;
+    let at = script.arg(at)?;
+    let [enqueued, waiting, in_progress] =
+        [SEND_ENQUEUED, WAITING_FOR_RETRY, SEND_IN_PROGRESS].map(|s| script.arg(s));
+    let (enqueued, waiting, in_progress) = (enqueued?, waiting?, in_progress?);
+    script.push(&format!(
+        "UPDATE sends SET attempts = attempts + 1, updated_at = {at}
+         WHERE message_id = {message}
+           AND (SELECT state FROM messages WHERE message_id = {message})
+               IN ({enqueued}, {waiting}, {in_progress})
+         RETURNING attempts"
+    ));
+    script.push(&format!(
+        "UPDATE messages SET state = {in_progress}
+         WHERE message_id = {message} AND {AFTER_ONE_ROW}"
+    ));
+    push_history(
+        &mut script,
+        message,
+        in_progress,
         at,
-        &format!("attempt {attempt}"),
-    )
-    .await?;
-    Ok(u32::try_from(attempt).ok())
+        format!("'attempt ' || (SELECT attempts FROM sends WHERE message_id = {message})"),
+        AFTER_ONE_ROW,
+    );
+    let attempt: Option<i64> = script.fetch_all(tx).await?.first().map(|row| row.get(0));
+    Ok(attempt.and_then(|a| u32::try_from(a).ok()))
 }
 
 /// [`Store::finish_send`] inside the writer's transaction: the state moves first, and the
@@ -467,47 +469,47 @@ pub(super) async fn finish_send_in(
     // The evidence of an acknowledged attempt (the envelope sent, the receipt) moves in with
     // the state; other outcomes keep the columns as they are.
     let (envelope, receipt) = match outcome {
-        SendOutcome::Acknowledged { envelope, receipt } => (Some(envelope), Some(receipt)),
+        SendOutcome::Acknowledged { envelope, receipt } => {
+            (Some(envelope.as_slice()), Some(receipt.as_slice()))
+        }
         _ => (None, None),
     };
-    let changed = sqlx::query(
-        "UPDATE messages SET state = ?1, envelope = COALESCE(?2, envelope),
-             receipt = COALESCE(?3, receipt)
-         WHERE message_id = ?4 AND state = ?5",
-    )
-    .bind(state)
-    .bind(envelope)
-    .bind(receipt)
-    .bind(message_id)
-    .bind(SEND_IN_PROGRESS)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if changed != 1 {
-        return Ok(());
-    }
     let (code, last_error, detail) = match outcome {
         SendOutcome::Acknowledged { .. } => (None, None, "valid receipt".to_owned()),
         SendOutcome::Retry { error, retry_in } => (
             None,
-            Some(error),
+            Some(error.as_str()),
             format!("{error}; next attempt in {retry_in:?}"),
         ),
-        SendOutcome::Failed { code, error } => {
-            (Some(code), Some(error), format!("{code}: {error}"))
-        }
+        SendOutcome::Failed { code, error } => (
+            Some(code.as_str()),
+            Some(error.as_str()),
+            format!("{code}: {error}"),
+        ),
     };
-    sqlx::query(
-        "UPDATE sends SET error_code = COALESCE(?1, error_code), last_error = ?2, updated_at = ?3
-         WHERE message_id = ?4",
-    )
-    .bind(code)
-    .bind(last_error)
-    .bind(at)
-    .bind(message_id)
-    .execute(&mut **tx)
-    .await?;
-    history(tx, message_id, state, at, &detail).await
+    let mut script = Script::new();
+    let message = script.arg(message_id)?;
+    let at = script.arg(at)?;
+    let state = script.arg(state)?;
+    let envelope = script.arg(envelope)?;
+    let receipt = script.arg(receipt)?;
+    let in_progress = script.arg(SEND_IN_PROGRESS)?;
+    let code = script.arg(code)?;
+    let last_error = script.arg(last_error)?;
+    let detail = script.arg(detail)?;
+    script.push(&format!(
+        "UPDATE messages SET state = {state}, envelope = COALESCE({envelope}, envelope),
+             receipt = COALESCE({receipt}, receipt)
+         WHERE message_id = {message} AND state = {in_progress}"
+    ));
+    script.push(&format!(
+        "UPDATE sends SET error_code = COALESCE({code}, error_code), last_error = {last_error},
+             updated_at = {at}
+         WHERE message_id = {message} AND {AFTER_ONE_ROW}"
+    ));
+    push_history(&mut script, message, state, at, detail, AFTER_ONE_ROW);
+    script.fetch_all(tx).await?;
+    Ok(())
 }
 
 async fn enqueue(

@@ -145,14 +145,15 @@ impl Relay {
                 }
             }
         }
-        let mut tx = self.pool.begin().await?;
-        for id in &done {
-            sqlx::query("DELETE FROM queue_items WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
+        if !done.is_empty() {
+            // One statement for the whole batch: `done` as a JSON array of ids.
+            let ids = serde_json::to_string(&done)
+                .map_err(|e| QueueError::MalformedItem(format!("confirmed ids: {e}")))?;
+            sqlx::query("DELETE FROM queue_items WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(ids)
+                .execute(&self.pool)
                 .await?;
         }
-        tx.commit().await?;
         match failure {
             Some(error) => Err(error),
             None => Ok(rows.len()),
