@@ -84,6 +84,9 @@ async fn two_gateways_exchange_under_1_15_and_2_0() {
     let (red, blue) = pair().await;
     let xml = b"<invoice><total>42.00</total></invoice>".as_slice();
     let big: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    // Gzips to about 1 KiB: a small request, processed on the receiver's runtime thread,
+    // whose payload inflates past the inline threshold into a blob file.
+    let zeros = vec![0u8; 1024 * 1024];
     let mut sent = Vec::new();
     for pmode in ["b2r-115", "b2r-115-plain", "b2r-20", "b2r-20-plain"] {
         for payloads in [
@@ -94,6 +97,7 @@ async fn two_gateways_exchange_under_1_15_and_2_0() {
                 (b"plain text".as_slice(), "text/plain"),
                 (big.as_slice(), "application/octet-stream"),
             ],
+            vec![(zeros.as_slice(), "application/octet-stream")],
         ] {
             let id = blue.submit(pmode, &payloads).await;
             sent.push((pmode, id, payloads));
@@ -105,6 +109,15 @@ async fn two_gateways_exchange_under_1_15_and_2_0() {
             String::from_utf8_lossy(&ours.record.receipt).contains("NonRepudiationInformation")
         );
         assert_eq!(theirs.record.pmode_id, *pmode);
+        if payloads
+            .first()
+            .is_some_and(|(bytes, _)| bytes.len() == zeros.len())
+        {
+            assert!(
+                theirs.record.payloads[0].inline.is_none(),
+                "{pmode}: kept as a blob"
+            );
+        }
         let final_recipient = theirs
             .record
             .message_properties

@@ -209,7 +209,7 @@ impl PayloadWriter {
     pub fn finish(self) -> io::Result<StoredContent> {
         match self.file {
             Some(file) => Ok(StoredContent {
-                blob: file.commit()?,
+                blob: file_io(|| file.commit())?,
                 inline: None,
             }),
             None => Ok(StoredContent {
@@ -226,15 +226,18 @@ impl PayloadWriter {
 impl Write for PayloadWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Some(file) = &mut self.file {
-            return file.write(buf);
+            return file_io(|| file.write(buf));
         }
         if self.buffer.len() + buf.len() <= self.inline_max {
             self.buffer.extend_from_slice(buf);
             return Ok(buf.len());
         }
-        let mut file = self.store.writer()?;
-        file.write_all(&self.buffer)?;
-        file.write_all(buf)?;
+        let file = file_io(|| -> io::Result<BlobWriter> {
+            let mut file = self.store.writer()?;
+            file.write_all(&self.buffer)?;
+            file.write_all(buf)?;
+            Ok(file)
+        })?;
         self.buffer = Vec::new();
         self.file = Some(file);
         Ok(buf.len())
@@ -242,6 +245,19 @@ impl Write for PayloadWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// Runs blob file IO, which may block (writes, fsync). On a worker thread of the
+/// multi-thread runtime, where small inbound messages are processed, it goes through
+/// `block_in_place`, so the worker's other tasks move on meanwhile; anywhere else (a blocking
+/// thread, a current-thread runtime, no runtime) it simply runs.
+fn file_io<T>(io: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(io)
+        }
+        _ => io(),
     }
 }
 
