@@ -251,9 +251,9 @@ impl Inner {
 
     async fn decide(&self, delivery: &Delivery) -> Result<Settlement, crate::store::StoreError> {
         let item = delivery.item();
-        let Some(row) = self
+        let Some((row, message)) = self
             .store
-            .delivery(&item.message_id, &item.subscriber)
+            .delivery_with_message(&item.message_id, &item.subscriber)
             .await?
         else {
             tracing::warn!(
@@ -304,7 +304,7 @@ impl Inner {
                 .await?;
             return Ok(Settlement::DeadLetter(DeadReason::NoRoute));
         };
-        let Some(message) = self.store.message_for_delivery(&row.message_id).await? else {
+        let Some(message) = message else {
             let error = "the stored message is missing".to_owned();
             self.store
                 .record_delivery(dead(&row, DeadReason::PermanentError, error, false))

@@ -23,7 +23,9 @@ use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use time::OffsetDateTime;
 
 use super::script::{AFTER_ONE_ROW, ALWAYS, Param, Script};
-use super::{Store, StoreError, timestamp};
+use super::{
+    MessageDetail, PAYLOADS_JOIN, Store, StoreError, message_columns, message_from_rows, timestamp,
+};
 use crate::delivery::routing::{NO_ROUTE, Route};
 use crate::queue::{WorkItem, outbox};
 
@@ -466,6 +468,32 @@ const COLUMNS: &str = "message_id, subscription, queue, state, attempts, last_er
                        replays, enqueued_at, expires_at, updated_at";
 
 impl Store {
+    /// The delivery position of `message_id` for `subscription`, with the message as
+    /// [`Store::message_for_delivery`] reads it (`None` when it is missing), in one statement.
+    pub async fn delivery_with_message(
+        &self,
+        message_id: &str,
+        subscription: &str,
+    ) -> Result<Option<(DeliveryRow, Option<MessageDetail>)>, StoreError> {
+        let delivery_columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("d.{c}")).collect();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {}, {} FROM deliveries d
+                 LEFT JOIN messages m ON m.message_id = d.message_id {PAYLOADS_JOIN}
+             WHERE d.message_id = ? AND d.subscription = ? ORDER BY p.position",
+            delivery_columns.join(", "),
+            message_columns(false)
+        )))
+        .bind(message_id)
+        .bind(subscription)
+        .fetch_all(self.pool())
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let message = message_from_rows(&rows, delivery_columns.len())?;
+        Ok(Some((row(first), message)))
+    }
+
     /// The delivery position of `message_id` for `subscription`.
     pub async fn delivery(
         &self,

@@ -390,58 +390,25 @@ impl Store {
         message_id: &str,
         full: bool,
     ) -> Result<Option<MessageDetail>, StoreError> {
-        let evidence = if full {
-            "m.envelope, m.receipt"
-        } else {
-            "X'' AS envelope, X'' AS receipt"
-        };
         // One statement: the message columns (read from the first row) joined with its
         // payloads in order (none when the message has no payload).
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT m.message_id, m.state, m.pmode_id, m.from_party, m.from_role, m.to_party,
-                 m.to_role, m.service, m.service_type, m.action, m.conversation_id, m.agreement,
-                 m.mpc, m.ref_to_message_id, m.message_timestamp, m.message_properties,
-                 m.is_test, m.signer_certificate, {evidence}, m.received_at,
-                 p.content_id, p.blob, p.size, p.mime_type, p.character_set, p.compressed,
-                 p.properties, p.content
-             FROM messages m LEFT JOIN payloads p ON p.message_id = m.message_id
-             WHERE m.message_id = ? ORDER BY p.position"
+            "SELECT {} FROM messages m {PAYLOADS_JOIN} WHERE m.message_id = ? ORDER BY p.position",
+            message_columns(full)
         )))
         .bind(message_id)
         .fetch_all(&self.pool)
         .await?;
-        let Some(r) = rows.first() else {
+        let Some(mut message) = message_from_rows(&rows, 0)? else {
             return Ok(None);
         };
-        let mut payloads = Vec::with_capacity(rows.len());
-        for p in &rows {
-            let Some(content_id) = p.get::<Option<String>, _>(21) else {
-                continue;
-            };
-            payloads.push(StoredPayload {
-                content_id,
-                blob: BlobRef {
-                    id: p.get(22),
-                    size: p.get::<i64, _>(23) as u64,
-                },
-                mime_type: p.get(24),
-                character_set: p.get(25),
-                compressed: p.get(26),
-                properties: serde_json::from_str(p.get::<&str, _>(27))?,
-                inline: p.get(28),
-            });
-        }
-        let history_rows = if full {
-            sqlx::query(
+        if full {
+            message.history = sqlx::query(
                 "SELECT state, at, detail FROM state_history WHERE message_id = ? ORDER BY seq",
             )
             .bind(message_id)
             .fetch_all(&self.pool)
             .await?
-        } else {
-            Vec::new()
-        };
-        let history = history_rows
             .into_iter()
             .map(|h| StateChange {
                 state: h.get(0),
@@ -449,35 +416,92 @@ impl Store {
                 detail: h.get(2),
             })
             .collect();
-        let record = InboundRecord {
-            message_id: r.get(0),
-            pmode_id: r.get(2),
-            from_party: r.get(3),
-            from_role: r.get(4),
-            to_party: r.get(5),
-            to_role: r.get(6),
-            service: r.get(7),
-            service_type: r.get(8),
-            action: r.get(9),
-            conversation_id: r.get(10),
-            agreement: r.get(11),
-            mpc: r.get(12),
-            ref_to_message_id: r.get(13),
-            message_timestamp: r.get(14),
-            message_properties: serde_json::from_str(r.get::<&str, _>(15))?,
-            is_test: r.get(16),
-            signer_certificate: r.get(17),
-            envelope: r.get(18),
-            payloads,
-            receipt: r.get(19),
-            received_at: r.get(20),
-        };
-        Ok(Some(MessageDetail {
-            record,
-            state: r.get(1),
-            history,
-        }))
+        }
+        Ok(Some(message))
     }
+}
+
+/// How [`message_columns`] joins the payloads (`p`) of a message (`m`).
+const PAYLOADS_JOIN: &str = "LEFT JOIN payloads p ON p.message_id = m.message_id";
+
+/// The columns [`message_from_rows`] reads, from messages `m` and payloads `p` joined with
+/// [`PAYLOADS_JOIN`]; without `full`, the envelope and receipt read as empty.
+fn message_columns(full: bool) -> String {
+    let evidence = if full {
+        "m.envelope, m.receipt"
+    } else {
+        "X'' AS envelope, X'' AS receipt"
+    };
+    format!(
+        "m.message_id, m.state, m.pmode_id, m.from_party, m.from_role, m.to_party,
+         m.to_role, m.service, m.service_type, m.action, m.conversation_id, m.agreement,
+         m.mpc, m.ref_to_message_id, m.message_timestamp, m.message_properties,
+         m.is_test, m.signer_certificate, {evidence}, m.received_at,
+         p.content_id, p.blob, p.size, p.mime_type, p.character_set, p.compressed,
+         p.properties, p.content"
+    )
+}
+
+/// Reads a message (without history) from rows of [`message_columns`] starting at column
+/// `first`: the message from the first row, a payload from each row that has one. `None`
+/// when there are no rows or the message columns are empty (a left join found no message).
+fn message_from_rows(
+    rows: &[sqlx::sqlite::SqliteRow],
+    first: usize,
+) -> Result<Option<MessageDetail>, StoreError> {
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let Some(message_id) = r.get::<Option<String>, _>(first) else {
+        return Ok(None);
+    };
+    let c = |i: usize| first + i;
+    let mut payloads = Vec::with_capacity(rows.len());
+    for p in rows {
+        let Some(content_id) = p.get::<Option<String>, _>(c(21)) else {
+            continue;
+        };
+        payloads.push(StoredPayload {
+            content_id,
+            blob: BlobRef {
+                id: p.get(c(22)),
+                size: p.get::<i64, _>(c(23)) as u64,
+            },
+            mime_type: p.get(c(24)),
+            character_set: p.get(c(25)),
+            compressed: p.get(c(26)),
+            properties: serde_json::from_str(p.get::<&str, _>(c(27)))?,
+            inline: p.get(c(28)),
+        });
+    }
+    let record = InboundRecord {
+        message_id,
+        pmode_id: r.get(c(2)),
+        from_party: r.get(c(3)),
+        from_role: r.get(c(4)),
+        to_party: r.get(c(5)),
+        to_role: r.get(c(6)),
+        service: r.get(c(7)),
+        service_type: r.get(c(8)),
+        action: r.get(c(9)),
+        conversation_id: r.get(c(10)),
+        agreement: r.get(c(11)),
+        mpc: r.get(c(12)),
+        ref_to_message_id: r.get(c(13)),
+        message_timestamp: r.get(c(14)),
+        message_properties: serde_json::from_str(r.get::<&str, _>(c(15)))?,
+        is_test: r.get(c(16)),
+        signer_certificate: r.get(c(17)),
+        envelope: r.get(c(18)),
+        payloads,
+        receipt: r.get(c(19)),
+        received_at: r.get(c(20)),
+    };
+    Ok(Some(MessageDetail {
+        record,
+        state: r.get(c(1)),
+        history: Vec::new(),
+    }))
 }
 
 /// The writer task: takes every job waiting (up to [`MAX_GROUP_COMMIT`]), inserts them in
