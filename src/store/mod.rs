@@ -52,6 +52,16 @@ pub const STATE_RECEIVED: &str = "RECEIVED";
 /// Most messages committed in one group transaction.
 pub const MAX_GROUP_COMMIT: usize = 256;
 
+/// WAL pages (4 KiB each, so 32 MiB) after which a commit checkpoints the WAL into the
+/// database file. SQLite's default of 1,000 pages made the writer checkpoint (copy and fsync)
+/// every couple of hundred messages, rewriting the same hot index and queue pages each time;
+/// bench/ANALYSIS.md has the measurements. The WAL file keeps its largest size.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 8192;
+
+/// Page cache per connection, in KiB (SQLite's default is 2 MiB), so that reads find the
+/// pages of the longer WAL in memory.
+const PAGE_CACHE_KIB: u32 = 16 * 1024;
+
 /// How many accepted messages may wait for the writer.
 const WRITE_QUEUE: usize = 1024;
 
@@ -284,7 +294,9 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(sync)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
+            .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.clone())
