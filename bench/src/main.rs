@@ -48,7 +48,7 @@ const ON_DISK_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
 /// Default of `--backend-concurrency`: exchanges in flight from the gateway to the sink.
 const DEFAULT_BACKEND_CONCURRENCY: usize = 32;
 /// Default of `--prefetch`: the gateway's own default for unsettled work items.
-const DEFAULT_PREFETCH: u16 = 32;
+const DEFAULT_PREFETCH: u16 = 256;
 /// Default of `--delivery-timeout`, seconds.
 const DEFAULT_DELIVERY_TIMEOUT_SECS: u64 = 120;
 
