@@ -58,10 +58,6 @@ pub const MAX_GROUP_COMMIT: usize = 256;
 /// bench/ANALYSIS.md has the measurements. The WAL file keeps its largest size.
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 8192;
 
-/// Page cache per connection, in KiB (SQLite's default is 2 MiB), so that reads find the
-/// pages of the longer WAL in memory.
-const PAGE_CACHE_KIB: u32 = 16 * 1024;
-
 /// How many accepted messages may wait for the writer.
 const WRITE_QUEUE: usize = 1024;
 
@@ -295,8 +291,7 @@ impl Store {
             .synchronous(sync)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
-            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
-            .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.clone())
