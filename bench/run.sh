@@ -49,6 +49,7 @@ MATRIX=(
   "g2g 1 KiB, AS4 1.15|--to-gateway --concurrency 64 --messages 5000 --payload-bytes 1024 --prefetch 256 --pmode $REPO/samples/pmodes/blue-to-red.toml"
   "g2g 1 KiB, AS4 2.0, RabbitMQ|--to-gateway --concurrency 64 --messages 5000 --payload-bytes 1024 --prefetch 256 --queue rabbitmq"
   "g2g 10 MiB, AS4 2.0|--to-gateway --concurrency 64 --messages 20 --payload-bytes 10485760 --prefetch 256"
+  "g2g 10 MiB, AS4 1.15|--to-gateway --concurrency 64 --messages 20 --payload-bytes 10485760 --prefetch 256 --pmode $REPO/samples/pmodes/blue-to-red.toml"
   "g2g 100 MiB, AS4 2.0|--to-gateway --concurrency 64 --messages 3 --payload-bytes 104857600 --prefetch 256"
 )
 
