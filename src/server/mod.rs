@@ -3,16 +3,20 @@
 //! Both run our own accept loop so that every request carries who sent it: the remote address
 //! and, over TLS, the client certificate chain the handshake verified ([`Peer`] in the request
 //! extensions). Connections are served with hyper (HTTP/1.1 and HTTP/2) by the axum router.
+//! A refused TLS handshake ends in a lingering close ([`linger`]), so the client reads the
+//! alert that says why.
 
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -55,7 +59,7 @@ pub async fn serve(
                     };
                     serve_connection(TokioIo::new(stream), peer, router).await;
                 }
-                Some(acceptor) => match acceptor.accept(stream).await {
+                Some(acceptor) => match acceptor.accept(stream).into_fallible().await {
                     Ok(tls_stream) => {
                         let certificates = tls_stream
                             .get_ref()
@@ -69,13 +73,41 @@ pub async fn serve(
                         };
                         serve_connection(TokioIo::new(tls_stream), peer, router).await;
                     }
-                    Err(e) => {
+                    Err((e, stream)) => {
                         tracing::info!(%address, error = %e, "TLS handshake refused");
+                        linger(stream).await;
                     }
                 },
             }
         });
     }
+}
+
+/// How long, at most, a connection whose handshake was refused is read before it is closed.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// How many bytes, at most, such a connection is read.
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Closes a connection whose TLS handshake was refused, after its alert was sent. Under TLS
+/// 1.3 a server checks the client certificate after the client finished its side, so the
+/// client's first request is usually on its way already; closing with that data unread makes
+/// the kernel answer with a reset, which can discard the alert before the client reads it
+/// (the client then sees only "connection reset"). So the write side is shut down and what
+/// the client still sends is read and dropped, bounded in time and bytes.
+async fn linger(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut buffer = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER, async {
+        while left > 0 {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 async fn serve_connection<I>(io: TokioIo<I>, peer: Peer, router: Router)
