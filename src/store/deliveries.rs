@@ -326,8 +326,7 @@ pub(super) async fn history(
 }
 
 /// Appends to `script` the `state_history` entry after the message's last one, run only
-/// while `guard` holds.
-/// Each value is a placeholder ([`Param`]) or an SQL expression.
+/// while `guard` holds. `detail` is a placeholder ([`Param`]) or an SQL expression.
 pub(super) fn push_history(
     script: &mut Script,
     message: Param,

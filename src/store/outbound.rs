@@ -427,9 +427,9 @@ pub(super) async fn start_send_in(
     let mut script = Script::new();
     let message = script.arg(message_id)?;
     let at = script.arg(at)?;
-    let [enqueued, waiting, in_progress] =
-        [SEND_ENQUEUED, WAITING_FOR_RETRY, SEND_IN_PROGRESS].map(|s| script.arg(s));
-    let (enqueued, waiting, in_progress) = (enqueued?, waiting?, in_progress?);
+    let enqueued = script.arg(SEND_ENQUEUED)?;
+    let waiting = script.arg(WAITING_FOR_RETRY)?;
+    let in_progress = script.arg(SEND_IN_PROGRESS)?;
     script.push(&format!(
         "UPDATE sends SET attempts = attempts + 1, updated_at = {at}
          WHERE message_id = {message}
