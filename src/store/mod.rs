@@ -12,8 +12,9 @@
 //!   whole group under load while an idle gateway still commits each message at once. Each
 //!   job's statements go to SQLite as one [`script::Script`], one hand-off to the
 //!   connection's thread per job.
-//! - **All of a message or nothing.** Its row, payload rows, first state-history entry and
-//!   signed receipt are inserted together. The receipt is returned to the partner only after
+//! - **All of a message or nothing.** Its row, its evidence (envelope and signed receipt, in
+//!   `message_evidence`, apart from the row whose state keeps changing), payload rows and
+//!   first state-history entry are inserted together. The receipt is returned to the partner only after
 //!   the commit, so a receipted message survives `kill -9`.
 //! - **Duplicates are detected by MessageId** (the primary key). A second insert of the same id
 //!   changes nothing and yields the stored receipt, which is re-sent unchanged.
@@ -310,7 +311,7 @@ impl Store {
 
     /// The stored receipt of a message already received, if any.
     pub async fn receipt_of(&self, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = sqlx::query("SELECT receipt FROM messages WHERE message_id = ?")
+        let row = sqlx::query("SELECT receipt FROM message_evidence WHERE message_id = ?")
             .bind(message_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -435,7 +436,8 @@ const PAYLOADS_JOIN: &str = "LEFT JOIN payloads p ON p.message_id = m.message_id
 /// [`PAYLOADS_JOIN`]; without `full`, the envelope and receipt read as empty.
 fn message_columns(full: bool) -> String {
     let evidence = if full {
-        "m.envelope, m.receipt"
+        "COALESCE((SELECT envelope FROM message_evidence e WHERE e.message_id = m.message_id), X''),
+         COALESCE((SELECT receipt FROM message_evidence e WHERE e.message_id = m.message_id), X'')"
     } else {
         "X'' AS envelope, X'' AS receipt"
     };
@@ -612,8 +614,6 @@ async fn insert_one(
         script.arg(serde_json::to_string(&rec.message_properties)?)?,
         script.arg(rec.is_test)?,
         script.arg(rec.signer_certificate.as_deref())?,
-        script.arg(rec.envelope.as_slice())?,
-        script.arg(rec.receipt.as_slice())?,
     ]
     .map(|p| p.to_string())
     .join(", ");
@@ -621,10 +621,16 @@ async fn insert_one(
         "INSERT INTO messages (message_id, direction, state, received_at, pmode_id, from_party,
              from_role, to_party, to_role, service, service_type, action, conversation_id,
              agreement, mpc, ref_to_message_id, message_timestamp, message_properties, is_test,
-             signer_certificate, envelope, receipt)
+             signer_certificate)
          VALUES ({id}, 'inbound', {state}, {received_at}, {columns})
          ON CONFLICT (message_id) DO NOTHING
          RETURNING NULL AS receipt"
+    ));
+    let envelope = script.arg(rec.envelope.as_slice())?;
+    let receipt = script.arg(rec.receipt.as_slice())?;
+    script.push(&format!(
+        "INSERT INTO message_evidence (message_id, envelope, receipt)
+         SELECT {id}, {envelope}, {receipt} WHERE {AFTER_ONE_ROW}"
     ));
     push_payloads(&mut script, id, &rec.payloads, AFTER_ONE_ROW)?;
     let detail = script.arg(
@@ -635,9 +641,12 @@ async fn insert_one(
     if !rec.is_test {
         deliveries::push_routes(&mut script, id, &rec.message_id, routes, now, AFTER_ONE_ROW)?;
     }
-    // Only a message stored before reaches here with its chain not run.
+    // Only a message stored before reaches here with its chain not run. (An outbound message
+    // with this MessageId has no evidence row, and no receipt to re-send.)
     script.push(&format!(
-        "SELECT receipt FROM messages WHERE message_id = {id} AND changes() = 0"
+        "SELECT COALESCE(e.receipt, X'') FROM messages m
+         LEFT JOIN message_evidence e ON e.message_id = m.message_id
+         WHERE m.message_id = {id} AND changes() = 0"
     ));
     let rows = script.fetch_all(tx).await?;
     let receipts: Vec<Option<Vec<u8>>> = rows.iter().map(|r| r.get(0)).collect();
@@ -792,6 +801,8 @@ mod tests {
         assert_eq!(detail.state, deliveries::STATE_DELIVERY_FAILED);
         assert_eq!(detail.record.payloads.len(), 1);
         assert_eq!(detail.record.message_properties[0].name, "originalSender");
+        assert_eq!(detail.record.envelope, b"<S12:Envelope/>");
+        assert_eq!(detail.record.receipt, b"R1");
         let states: Vec<_> = detail.history.iter().map(|h| h.state.as_str()).collect();
         assert_eq!(states, [STATE_RECEIVED, "DEAD_LETTERED"]);
         let rows = store.deliveries_of("m1").await.unwrap();
@@ -800,6 +811,60 @@ mod tests {
         assert_eq!(store.list(10).await.unwrap().len(), 1);
         assert_eq!(store.receipt_of("m1").await.unwrap().unwrap(), b"R1");
         assert!(store.receipt_of("nope").await.unwrap().is_none());
+    }
+
+    /// Migration 0006 moves the evidence of messages stored before it into
+    /// `message_evidence`; an outbound message that had none gets no evidence row.
+    #[tokio::test]
+    async fn evidence_moves_out_of_the_message_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let options = SqliteConnectOptions::from_str("sqlite://")
+                .unwrap()
+                .filename(&path)
+                .create_if_missing(true);
+            let mut db = options.connect().await.unwrap();
+            let mut before = sqlx::migrate!("./migrations");
+            before.migrations = before
+                .migrations
+                .iter()
+                .filter(|m| m.version < 6)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into();
+            before.run(&mut db).await.unwrap();
+            for (id, direction, envelope, receipt) in [
+                ("in", "inbound", &b"<E/>"[..], &b"<R/>"[..]),
+                ("out", "outbound", b"", b""),
+            ] {
+                sqlx::query(
+                    "INSERT INTO messages (message_id, direction, state, pmode_id, from_party,
+                         from_role, to_party, to_role, service, action, conversation_id, mpc,
+                         message_timestamp, message_properties, is_test, envelope, receipt,
+                         received_at)
+                     VALUES (?, ?, 'RECEIVED', 'p', 'a', 'r', 'b', 'r', 's', 'a', 'c', 'm', 't',
+                             '[]', 0, ?, ?, 't')",
+                )
+                .bind(id)
+                .bind(direction)
+                .bind(envelope)
+                .bind(receipt)
+                .execute(&mut db)
+                .await
+                .unwrap();
+            }
+        }
+        let store = Store::open(&path, SqliteSynchronous::Full).await.unwrap();
+        let moved = store.message("in").await.unwrap().unwrap().record;
+        assert_eq!(
+            (moved.envelope, moved.receipt),
+            (b"<E/>".to_vec(), b"<R/>".to_vec())
+        );
+        assert_eq!(store.receipt_of("in").await.unwrap().unwrap(), b"<R/>");
+        let outbound = store.message("out").await.unwrap().unwrap().record;
+        assert!(outbound.envelope.is_empty() && outbound.receipt.is_empty());
+        assert!(store.receipt_of("out").await.unwrap().is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,9 +146,8 @@ impl Store {
             "INSERT INTO messages (message_id, direction, state, pmode_id, from_party, from_role,
                  to_party, to_role, service, service_type, action, conversation_id, agreement,
                  mpc, ref_to_message_id, message_timestamp, message_properties, is_test,
-                 signer_certificate, envelope, receipt, received_at)
-             VALUES (?, 'outbound', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, X'',
-                     X'', ?)",
+                 signer_certificate, received_at)
+             VALUES (?, 'outbound', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, ?)",
         )
         .bind(&record.message_id)
         .bind(if pull { READY_TO_PULL } else { SEND_ENQUEUED })
@@ -315,11 +314,14 @@ impl Store {
             .bind(message_id)
             .execute(self.pool())
             .await?;
-        sqlx::query("UPDATE messages SET envelope = ? WHERE message_id = ?")
-            .bind(envelope)
-            .bind(message_id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "INSERT INTO message_evidence (message_id, envelope, receipt) VALUES (?, ?, X'')
+             ON CONFLICT (message_id) DO UPDATE SET envelope = excluded.envelope",
+        )
+        .bind(message_id)
+        .bind(envelope)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -362,11 +364,15 @@ impl Store {
         let at = timestamp(now);
         let (state, detail, from): (&str, String, &[&str]) = match outcome {
             SendOutcome::Acknowledged { receipt, .. } => {
-                sqlx::query("UPDATE messages SET receipt = ? WHERE message_id = ?")
-                    .bind(receipt)
-                    .bind(message_id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO message_evidence (message_id, envelope, receipt)
+                     VALUES (?, X'', ?)
+                     ON CONFLICT (message_id) DO UPDATE SET receipt = excluded.receipt",
+                )
+                .bind(message_id)
+                .bind(receipt)
+                .execute(&mut *tx)
+                .await?;
                 (
                     ACKNOWLEDGED,
                     "valid receipt".to_owned(),
@@ -466,14 +472,6 @@ pub(super) async fn finish_send_in(
         SendOutcome::Retry { .. } => WAITING_FOR_RETRY,
         SendOutcome::Failed { .. } => SEND_FAILURE,
     };
-    // The evidence of an acknowledged attempt (the envelope sent, the receipt) moves in with
-    // the state; other outcomes keep the columns as they are.
-    let (envelope, receipt) = match outcome {
-        SendOutcome::Acknowledged { envelope, receipt } => {
-            (Some(envelope.as_slice()), Some(receipt.as_slice()))
-        }
-        _ => (None, None),
-    };
     let (code, last_error, detail) = match outcome {
         SendOutcome::Acknowledged { .. } => (None, None, "valid receipt".to_owned()),
         SendOutcome::Retry { error, retry_in } => (
@@ -491,17 +489,26 @@ pub(super) async fn finish_send_in(
     let message = script.arg(message_id)?;
     let at = script.arg(at)?;
     let state = script.arg(state)?;
-    let envelope = script.arg(envelope)?;
-    let receipt = script.arg(receipt)?;
     let in_progress = script.arg(SEND_IN_PROGRESS)?;
     let code = script.arg(code)?;
     let last_error = script.arg(last_error)?;
     let detail = script.arg(detail)?;
     script.push(&format!(
-        "UPDATE messages SET state = {state}, envelope = COALESCE({envelope}, envelope),
-             receipt = COALESCE({receipt}, receipt)
+        "UPDATE messages SET state = {state}
          WHERE message_id = {message} AND state = {in_progress}"
     ));
+    // The evidence of an acknowledged attempt (the envelope sent, the receipt) moves in with
+    // the state.
+    if let SendOutcome::Acknowledged { envelope, receipt } = outcome {
+        let envelope = script.arg(envelope.as_slice())?;
+        let receipt = script.arg(receipt.as_slice())?;
+        script.push(&format!(
+            "INSERT INTO message_evidence (message_id, envelope, receipt)
+             SELECT {message}, {envelope}, {receipt} WHERE {AFTER_ONE_ROW}
+             ON CONFLICT (message_id) DO UPDATE SET envelope = excluded.envelope,
+                 receipt = excluded.receipt"
+        ));
+    }
     script.push(&format!(
         "UPDATE sends SET error_code = COALESCE({code}, error_code), last_error = {last_error},
              updated_at = {at}
