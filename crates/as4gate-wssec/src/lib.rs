@@ -28,6 +28,7 @@ pub mod verified;
 pub mod verify;
 pub mod xmlenc;
 
+mod c14n;
 mod names;
 mod signed_info;
 mod xml_util;

@@ -22,10 +22,9 @@ use as4gate_ebms::model::{NrReference, TransformSpec};
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
-use bergshamra::c14n::{C14nMode, canonicalize_doc};
-use bergshamra::xml::NodeSet;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::c14n;
 use crate::signed_info::same_document_id;
 use crate::swa::digest_bytes;
 use crate::xml_util::{descendants_named, encode_base64, escape};
@@ -227,15 +226,9 @@ fn push_reference(out: &mut String, reference: &NrReference) {
 
 /// Exclusive C14N of the subtree at `node` (comments dropped), with `prefix_list` as the
 /// InclusiveNamespaces PrefixList.
-fn exc_c14n(
-    doc: &uppsala::Document<'_>,
-    node: uppsala::NodeId,
-    prefix_list: &str,
-) -> Result<Vec<u8>, WssecError> {
-    let subtree = NodeSet::tree_without_comments(node, doc);
+fn exc_c14n(doc: &uppsala::Document<'_>, node: uppsala::NodeId, prefix_list: &str) -> Vec<u8> {
     let prefixes: Vec<&str> = prefix_list.split_ascii_whitespace().collect();
-    canonicalize_doc(doc, C14nMode::Exclusive, Some(&subtree), &prefixes)
-        .map_err(|e| WssecError::SigningFailed(format!("canonicalisation failed: {e}")))
+    c14n::exclusive_subtree(doc, node, &prefixes)
 }
 
 /// The namespace `prefix` (`#default`: the default namespace) is bound to at `node`.
@@ -292,7 +285,7 @@ fn canonical_signed_info(
         .first()
         .copied()
         .ok_or_else(|| WssecError::SigningFailed("SignedInfo not found".into()))?;
-    exc_c14n(&doc, node, prefix_list)
+    Ok(exc_c14n(&doc, node, prefix_list))
 }
 
 /// Sign `unsigned_xml` (an envelope with an empty or partly filled `wsse:Security` header and
@@ -323,7 +316,7 @@ pub fn sign_envelope(
 
     let mut references = Vec::with_capacity(2 + attachments.len());
     for (id, node) in [(&messaging_id, nodes.messaging), (&body_id, nodes.body)] {
-        let canonical = exc_c14n(&doc, node, &prefix_list)?;
+        let canonical = exc_c14n(&doc, node, &prefix_list);
         references.push(NrReference {
             uri: format!("#{id}"),
             transforms: vec![TransformSpec {
@@ -479,7 +472,7 @@ mod tests {
             let doc = uppsala::parse(&envelope).unwrap();
             let node = descendants_named(&doc, doc.root(), names::DS, "SignedInfo")[0];
             let security = doc.parent(doc.parent(node).unwrap()).unwrap();
-            let in_place = exc_c14n(&doc, node, prefix).unwrap();
+            let in_place = exc_c14n(&doc, node, prefix);
             let alone =
                 canonical_signed_info(&signed_info, prefix, binding_at(&doc, security, prefix))
                     .unwrap();
