@@ -279,9 +279,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&spool_dir)?;
     let store = Store::open(&config.database_path(), config.store.sqlite_synchronous).await?;
     let blobs = BlobStore::open(&config.data_dir.join("blobs"))?;
-    let queue = Queue::open(&config.queue, store.pool().clone())
-        .await
-        .context("queue")?;
+    let queue = Queue::open(&config.queue, &store).await.context("queue")?;
     let connectors = config
         .backends
         .iter()

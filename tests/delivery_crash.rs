@@ -99,7 +99,7 @@ async fn kill_mid_run(name: &str, queue: &str) {
             .await
             .unwrap();
     assert_eq!(delivered as usize, total);
-    if let Ok(Queue::Rabbit(q)) = Queue::open(&cfg.queue, store.pool().clone()).await {
+    if let Ok(Queue::Rabbit(q)) = Queue::open(&cfg.queue, &store).await {
         q.delete_topology().await.unwrap();
     }
 }

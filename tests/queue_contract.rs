@@ -10,15 +10,15 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use as4gate::config::SqliteSynchronous;
 use as4gate::queue::outbox::enqueue_in;
 use as4gate::queue::{
     Consumer, Delivery, Queue, QueueBackend, QueueBackendKind, QueueConfig, QueueError, WorkItem,
 };
+use as4gate::store::Store;
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
 
 const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -48,29 +48,21 @@ fn contract_config(backend: QueueBackendKind) -> QueueConfig {
     }
 }
 
-async fn migrated_pool(dir: &tempfile::TempDir) -> SqlitePool {
-    let options = SqliteConnectOptions::from_str("sqlite://")
-        .unwrap()
-        .filename(dir.path().join("as4gate.db"))
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
+async fn store_in(dir: &tempfile::TempDir) -> Store {
+    Store::open(&dir.path().join("as4gate.db"), SqliteSynchronous::Normal)
         .await
-        .unwrap();
-    sqlx::migrate!("./migrations").run(&pool).await.unwrap();
-    pool
+        .unwrap()
 }
 
 /// Opens a harness for `config` in `dir`; `None` (after printing why) when the broker is
 /// unreachable outside CI.
 async fn open(config: QueueConfig, dir: &tempfile::TempDir) -> Option<Harness> {
-    let pool = migrated_pool(dir).await;
-    match Queue::open(&config, pool.clone()).await {
-        Ok(queue) => Some(Harness { queue, pool }),
+    let store = store_in(dir).await;
+    match Queue::open(&config, &store).await {
+        Ok(queue) => Some(Harness {
+            queue,
+            pool: store.pool().clone(),
+        }),
         Err(error @ (QueueError::Broker(_) | QueueError::BrokerUnavailable(_))) => {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("CI=true and RabbitMQ at {BROKER_URL} is unreachable: {error}");
@@ -382,9 +374,9 @@ async fn rabbitmq_connection_closed_mid_run_loses_nothing() {
 async fn rabbitmq_outbox_left_by_a_crash_is_published_on_open() {
     // Committed in the store's transaction, then the gateway died before the relay ran.
     let dir = tempfile::tempdir().unwrap();
-    let pool = migrated_pool(&dir).await;
-    enqueue_through_outbox(&pool, 0..50, 50).await;
-    drop(pool);
+    let store = store_in(&dir).await;
+    enqueue_through_outbox(store.pool(), 0..50, 50).await;
+    drop(store);
     let Some(h) = open(contract_config(QueueBackendKind::Rabbitmq), &dir).await else {
         return;
     };

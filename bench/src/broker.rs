@@ -91,7 +91,7 @@ pub async fn delete_topology(url: &str, prefix: &str, scratch: &Path) -> anyhow:
     let store = as4gate::store::Store::open(&scratch.join("cleanup.db"), SqliteSynchronous::Normal)
         .await
         .context("scratch database for the broker clean-up")?;
-    let queue = RabbitQueue::open(&queue_config(url, prefix)?, store.pool().clone())
+    let queue = RabbitQueue::open(&queue_config(url, prefix)?, &store)
         .await
         .with_context(|| format!("connecting to {url} to delete prefix {prefix}"))?;
     queue

@@ -31,7 +31,7 @@ pub mod rabbitmq;
 use std::future::Future;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use crate::store::Store;
 use time::OffsetDateTime;
 
 pub use config::{QueueBackendKind, QueueConfig};
@@ -110,6 +110,18 @@ pub enum QueueError {
     /// The queue configuration is unusable (see [`QueueConfig::problems`]).
     #[error("queue configuration: {0}")]
     Config(String),
+}
+
+impl From<crate::store::StoreError> for QueueError {
+    /// A store write done for the queue (the outbox relay's deletions): the database's own
+    /// error as it is, a stopped writer as a closed queue.
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::Database(error) => QueueError::Database(error),
+            crate::store::StoreError::WriterStopped => QueueError::Closed,
+            other => QueueError::Database(sqlx::Error::Protocol(other.to_string())),
+        }
+    }
 }
 
 /// Makes work items durable.
@@ -219,17 +231,19 @@ pub enum QueueConsumer {
 }
 
 impl Queue {
-    /// Opens the backend `config` selects on `pool` (the store's database, already migrated).
+    /// Opens the backend `config` selects on the database of `store`.
     /// With RabbitMQ this declares the topology, then starts the connection supervisor and the
     /// outbox relay; it fails if the broker cannot be reached within `publish_timeout`.
-    pub async fn open(config: &QueueConfig, pool: SqlitePool) -> Result<Queue, QueueError> {
+    pub async fn open(config: &QueueConfig, store: &Store) -> Result<Queue, QueueError> {
         let problems = config.problems();
         if !problems.is_empty() {
             return Err(QueueError::Config(problems.join("; ")));
         }
         Ok(match config.backend {
-            QueueBackendKind::Embedded => Queue::Embedded(EmbeddedQueue::new(pool, config)),
-            QueueBackendKind::Rabbitmq => Queue::Rabbit(RabbitQueue::open(config, pool).await?),
+            QueueBackendKind::Embedded => {
+                Queue::Embedded(EmbeddedQueue::new(store.pool().clone(), config))
+            }
+            QueueBackendKind::Rabbitmq => Queue::Rabbit(RabbitQueue::open(config, store).await?),
         })
     }
 }

@@ -6,7 +6,8 @@
 //!   blob files (fsynced and renamed) before the transaction that inserts the row naming them;
 //!   smaller payloads and the received envelope live in the rows themselves.
 //! - **Group commit.** One writer task owns the write connection. Accepted messages, delivery
-//!   outcomes and the start and outcome of send attempts queue up for it; it applies every job
+//!   outcomes, the start and outcome of send attempts and the outbox relay's deletions
+//!   ([`Store::write_script`]) queue up for it; it applies every job
 //!   waiting (up to [`MAX_GROUP_COMMIT`]) in one transaction and answers each caller only after
 //!   that transaction committed, so one WAL fsync covers a
 //!   whole group under load while an idle gateway still commits each message at once. Each
@@ -34,7 +35,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -248,6 +249,11 @@ enum WriteJob {
         at: String,
         done: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// A change from outside the store ([`Store::write_script`]).
+    Script {
+        script: Script,
+        done: oneshot::Sender<Result<Vec<SqliteRow>, StoreError>>,
+    },
 }
 
 impl WriteJob {
@@ -265,6 +271,9 @@ impl WriteJob {
             WriteJob::FinishSend { done, .. } => {
                 let _ = done.send(Err(error));
             }
+            WriteJob::Script { done, .. } => {
+                let _ = done.send(Err(error));
+            }
         }
     }
 }
@@ -275,6 +284,7 @@ enum Answer {
     Delivery(bool),
     StartSend(Option<u32>),
     FinishSend,
+    Script(Vec<SqliteRow>),
 }
 
 impl Store {
@@ -340,6 +350,17 @@ impl Store {
     /// state the change expects (see [`DeliveryChange`]).
     pub async fn record_delivery(&self, change: DeliveryChange) -> Result<bool, StoreError> {
         self.write(|done| WriteJob::Delivery { change, done }).await
+    }
+
+    /// Runs `script` in the writer's next group transaction and returns the rows it produced,
+    /// once that transaction committed. For tables other parts of the gateway write in the
+    /// store's database (the RabbitMQ outbox): a write on a pool connection would wait for
+    /// SQLite's write lock, which the writer, under load, frees only between groups; SQLite's
+    /// busy handler then backs off in sleeps of up to 100 ms and such a write could wait for
+    /// seconds. A script that fails fails its whole group, so it must be one that cannot
+    /// fail on good data.
+    pub async fn write_script(&self, script: Script) -> Result<Vec<SqliteRow>, StoreError> {
+        self.write(|done| WriteJob::Script { script, done }).await
     }
 
     /// Hands the job `job(done)` to the writer and waits until the group holding it committed.
@@ -520,7 +541,7 @@ fn message_from_rows(
 async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<WriteJob>) {
     let mut group = Vec::with_capacity(MAX_GROUP_COMMIT);
     while jobs.recv_many(&mut group, MAX_GROUP_COMMIT).await > 0 {
-        match commit_group(&mut connection, &group).await {
+        match commit_group(&mut connection, &mut group).await {
             Ok(answers) => {
                 for (job, answer) in group.drain(..).zip(answers) {
                     match (job, answer) {
@@ -535,6 +556,9 @@ async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<W
                         }
                         (WriteJob::FinishSend { done, .. }, Answer::FinishSend) => {
                             let _ = done.send(Ok(()));
+                        }
+                        (WriteJob::Script { done, .. }, Answer::Script(rows)) => {
+                            let _ = done.send(Ok(rows));
                         }
                         (job, _) => job.fail(StoreError::WriterStopped),
                     }
@@ -553,7 +577,7 @@ async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<W
 
 async fn commit_group(
     connection: &mut SqliteConnection,
-    group: &[WriteJob],
+    group: &mut [WriteJob],
 ) -> Result<Vec<Answer>, StoreError> {
     let mut tx = connection.begin().await?;
     let now = OffsetDateTime::now_utc();
@@ -577,6 +601,9 @@ async fn commit_group(
             } => {
                 outbound::finish_send_in(&mut tx, message_id, outcome, at).await?;
                 Answer::FinishSend
+            }
+            WriteJob::Script { script, .. } => {
+                Answer::Script(std::mem::take(script).fetch_all(&mut tx).await?)
             }
         });
     }

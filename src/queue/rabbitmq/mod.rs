@@ -28,7 +28,6 @@ use std::time::Duration;
 use lapin::Confirmation;
 use lapin::options::{BasicGetOptions, BasicPublishOptions};
 use lapin::types::FieldTable;
-use sqlx::SqlitePool;
 use tokio::sync::{Notify, watch};
 
 pub(super) use consumer::Unacked;
@@ -37,6 +36,8 @@ pub use consumer::{RESUBSCRIBE_PAUSE, RabbitConsumer};
 use self::link::{Link, Target};
 use self::relay::Relay;
 use self::topology::Topology;
+use crate::store::Store;
+
 use super::{DeadLetter, Publisher, QueueBackend, QueueConfig, QueueError, WorkItem};
 
 /// AMQP reply code of a normal channel close.
@@ -64,9 +65,9 @@ pub(super) struct Shared {
 
 impl RabbitQueue {
     /// Connects to `config.url`, declares the topology and starts the supervisor and the
-    /// outbox relay over `pool`. Fails if the first connection or declaration fails (or takes
+    /// outbox relay over the outbox in `store`. Fails if the first connection or declaration fails (or takes
     /// longer than `publish_timeout`).
-    pub async fn open(config: &QueueConfig, pool: SqlitePool) -> Result<RabbitQueue, QueueError> {
+    pub async fn open(config: &QueueConfig, store: &Store) -> Result<RabbitQueue, QueueError> {
         let topology = Topology::new(&config.prefix, &config.retry_delays);
         let target = Target {
             url: config.url.clone(),
@@ -85,7 +86,7 @@ impl RabbitQueue {
         tokio::spawn(link::supervise(target, first, links_tx, stop.clone()));
         tokio::spawn(
             Relay {
-                pool,
+                store: store.clone(),
                 links: links.clone(),
                 exchange: topology.exchange.clone(),
                 work: topology.work.clone(),

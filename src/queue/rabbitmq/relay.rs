@@ -18,7 +18,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 
@@ -26,10 +26,14 @@ use super::link::Link;
 use super::{confirmed, publish_options, wire};
 use crate::queue::outbox::item_from_row;
 use crate::queue::{QueueError, unix_ms};
+use crate::store::Store;
+use crate::store::script::Script;
 
 /// The relay task's state.
 pub(super) struct Relay {
-    pub(super) pool: SqlitePool,
+    /// The store whose database holds the outbox: read on its pool, deleted from through its
+    /// group-commit writer.
+    pub(super) store: Store,
     pub(super) links: watch::Receiver<Option<Arc<Link>>>,
     pub(super) exchange: String,
     pub(super) work: String,
@@ -49,7 +53,7 @@ impl Relay {
         // Unknown (database not readable yet): treat every row as possibly published before.
         self.recovered_up_to =
             sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM queue_items")
-                .fetch_one(&self.pool)
+                .fetch_one(self.store.pool())
                 .await
                 .unwrap_or(i64::MAX);
         loop {
@@ -84,7 +88,7 @@ impl Relay {
         )
         .bind(unix_ms(OffsetDateTime::now_utc()))
         .bind(i64::from(self.batch))
-        .fetch_all(&self.pool)
+        .fetch_all(self.store.pool())
         .await?;
         if rows.is_empty() {
             return Ok(0);
@@ -146,13 +150,16 @@ impl Relay {
             }
         }
         if !done.is_empty() {
-            // One statement for the whole batch: `done` as a JSON array of ids.
+            // One statement for the whole batch (`done` as a JSON array of ids), in the
+            // writer's next group: on the pool it would wait behind the writer's transactions.
             let ids = serde_json::to_string(&done)
                 .map_err(|e| QueueError::MalformedItem(format!("confirmed ids: {e}")))?;
-            sqlx::query("DELETE FROM queue_items WHERE id IN (SELECT value FROM json_each(?))")
-                .bind(ids)
-                .execute(&self.pool)
-                .await?;
+            let mut script = Script::new();
+            let ids = script.arg(ids).map_err(QueueError::from)?;
+            script.push(&format!(
+                "DELETE FROM queue_items WHERE id IN (SELECT value FROM json_each({ids}))"
+            ));
+            self.store.write_script(script).await?;
         }
         match failure {
             Some(error) => Err(error),
