@@ -582,7 +582,30 @@ async fn commit_group(
     let mut tx = connection.begin().await?;
     let now = OffsetDateTime::now_utc();
     let mut answers = Vec::with_capacity(group.len());
-    for job in group {
+    // Delivered outcomes wait for one batch at the end ([`deliveries::apply_delivered`]).
+    let mut delivered = Vec::new();
+    for (index, job) in group.iter_mut().enumerate() {
+        if let WriteJob::Delivery {
+            change:
+                DeliveryChange::Delivered {
+                    message_id,
+                    subscription,
+                    attempts,
+                },
+            ..
+        } = job
+        {
+            delivered.push((
+                index,
+                deliveries::Delivered {
+                    message_id,
+                    subscription,
+                    attempts: *attempts,
+                },
+            ));
+            answers.push(Answer::Delivery(false));
+            continue;
+        }
         answers.push(match job {
             WriteJob::Insert { record, routes, .. } => {
                 Answer::Insert(insert_one(&mut tx, record, routes, now).await?)
@@ -606,6 +629,14 @@ async fn commit_group(
                 Answer::Script(std::mem::take(script).fetch_all(&mut tx).await?)
             }
         });
+    }
+    if !delivered.is_empty() {
+        let (indexes, outcomes): (Vec<usize>, Vec<deliveries::Delivered>) =
+            delivered.into_iter().unzip();
+        let moved = deliveries::apply_delivered(&mut tx, &outcomes, now).await?;
+        for (index, moved) in indexes.into_iter().zip(moved) {
+            answers[index] = Answer::Delivery(moved);
+        }
     }
     tx.commit().await?;
     Ok(answers)
@@ -838,6 +869,73 @@ mod tests {
         assert_eq!(store.list(10).await.unwrap().len(), 1);
         assert_eq!(store.receipt_of("m1").await.unwrap().unwrap(), b"R1");
         assert!(store.receipt_of("nope").await.unwrap().is_none());
+    }
+
+    /// Delivered outcomes committed in one group go to SQLite as one batch: each row moves
+    /// once, with consecutive history entries for two rows of one message; a repeated outcome
+    /// and one for a row no longer pending report that nothing moved.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn delivered_outcomes_of_one_group_apply_as_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), SqliteSynchronous::Normal)
+            .await
+            .unwrap();
+        let now = OffsetDateTime::now_utc();
+        let route = |subscription: &str| Route {
+            subscription: subscription.into(),
+            queue: "q".into(),
+            expires_at: now + Duration::from_secs(3600),
+        };
+        store
+            .insert_inbound(record("m1", b"R"), vec![route("a"), route("b")])
+            .await
+            .unwrap();
+        store
+            .insert_inbound(record("m2", b"R"), vec![route("a")])
+            .await
+            .unwrap();
+        let delivered = |id: &str, subscription: &str| DeliveryChange::Delivered {
+            message_id: id.into(),
+            subscription: subscription.into(),
+            attempts: 1,
+        };
+        // m2/a is delivered first, alone; then everything at once, so the writer groups them.
+        assert!(store.record_delivery(delivered("m2", "a")).await.unwrap());
+        let changes = [
+            delivered("m1", "a"),
+            delivered("m1", "b"),
+            delivered("m1", "a"),
+            delivered("m2", "a"),
+        ];
+        let outcomes = futures_util::future::join_all(
+            changes.iter().map(|c| store.record_delivery(c.clone())),
+        )
+        .await;
+        let moved: Vec<bool> = outcomes.into_iter().map(Result::unwrap).collect();
+        assert_eq!(moved.iter().filter(|m| **m).count(), 2, "{moved:?}");
+        assert!(moved[1] && !moved[3], "{moved:?}");
+        let m1 = store.message("m1").await.unwrap().unwrap();
+        assert_eq!(m1.state, deliveries::STATE_DELIVERED);
+        let states: Vec<_> = m1.history.iter().map(|h| h.state.as_str()).collect();
+        assert_eq!(states, [STATE_RECEIVED, "QUEUED", "DELIVERED", "DELIVERED"]);
+        let details: Vec<_> = m1.history[2..].iter().map(|h| h.detail.clone()).collect();
+        assert_eq!(
+            details,
+            [
+                Some("to a (attempt 1)".into()),
+                Some("to b (attempt 1)".into())
+            ]
+        );
+        let m2 = store.message("m2").await.unwrap().unwrap();
+        assert_eq!(m2.history.len(), 3);
+        assert!(
+            store
+                .deliveries_of("m1")
+                .await
+                .unwrap()
+                .iter()
+                .all(|d| d.state == "delivered" && d.attempts == 1)
+        );
     }
 
     /// Migration 0006 moves the evidence of messages stored before it into
