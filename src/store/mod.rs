@@ -833,12 +833,18 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn insert_show_and_duplicate() {
+    /// A store in a fresh temporary directory, which lives as long as the returned guard.
+    async fn scratch_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db"), SqliteSynchronous::Full)
+        let store = Store::open(&dir.path().join("db"), SqliteSynchronous::Normal)
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn insert_show_and_duplicate() {
+        let (_dir, store) = scratch_store().await;
         assert!(matches!(
             store
                 .insert_inbound(record("m1", b"R1"), vec![])
@@ -876,10 +882,7 @@ mod tests {
     /// and one for a row no longer pending report that nothing moved.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn delivered_outcomes_of_one_group_apply_as_one_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db"), SqliteSynchronous::Normal)
-            .await
-            .unwrap();
+        let (_dir, store) = scratch_store().await;
         let now = OffsetDateTime::now_utc();
         let route = |subscription: &str| Route {
             subscription: subscription.into(),
@@ -994,10 +997,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_inserts_are_all_committed_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db"), SqliteSynchronous::Normal)
-            .await
-            .unwrap();
+        let (_dir, store) = scratch_store().await;
         // 300 inserts of 100 distinct ids, all at once: groups form, duplicates inside one
         // group and across groups are detected, and every caller gets the first receipt.
         let tasks: Vec<_> = (0..300)
