@@ -36,9 +36,8 @@ pub use consumer::{RESUBSCRIBE_PAUSE, RabbitConsumer};
 use self::link::{Link, Target};
 use self::relay::Relay;
 use self::topology::Topology;
-use crate::store::Store;
-
 use super::{DeadLetter, Publisher, QueueBackend, QueueConfig, QueueError, WorkItem};
+use crate::store::Store;
 
 /// AMQP reply code of a normal channel close.
 const REPLY_SUCCESS: u16 = 200;
@@ -65,8 +64,8 @@ pub(super) struct Shared {
 
 impl RabbitQueue {
     /// Connects to `config.url`, declares the topology and starts the supervisor and the
-    /// outbox relay over the outbox in `store`. Fails if the first connection or declaration fails (or takes
-    /// longer than `publish_timeout`).
+    /// relay of the outbox in `store`. Fails if the first connection or declaration fails (or
+    /// takes longer than `publish_timeout`).
     pub async fn open(config: &QueueConfig, store: &Store) -> Result<RabbitQueue, QueueError> {
         let topology = Topology::new(&config.prefix, &config.retry_delays);
         let target = Target {
