@@ -4,19 +4,19 @@
 //! Invariants:
 //! - **Blob first, then record.** Payloads larger than the inline threshold are committed as
 //!   blob files (fsynced and renamed) before the transaction that inserts the row naming them;
-//!   smaller payloads and the received envelope live in the rows themselves.
+//!   smaller payloads and the received envelope live in database rows.
 //! - **Group commit.** One writer task owns the write connection. Accepted messages, delivery
 //!   outcomes, the start and outcome of send attempts and the outbox relay's deletions
-//!   ([`Store::write_script`]) queue up for it; it applies every job
-//!   waiting (up to [`MAX_GROUP_COMMIT`]) in one transaction and answers each caller only after
-//!   that transaction committed, so one WAL fsync covers a
-//!   whole group under load while an idle gateway still commits each message at once. Each
-//!   job's statements go to SQLite as one [`script::Script`], one hand-off to the
-//!   connection's thread per job.
+//!   ([`Store::write_script`]) queue up for it; it applies every job waiting (up to
+//!   [`MAX_GROUP_COMMIT`]) in one transaction and answers each caller only after that
+//!   transaction committed, so one WAL fsync covers a whole group under load while an idle
+//!   gateway still commits each message at once. Each job's statements go to SQLite as one
+//!   [`script::Script`], one hand-off to the connection's thread per job; the group's
+//!   `Delivered` outcomes go together as one (`deliveries::apply_delivered`).
 //! - **All of a message or nothing.** Its row, its evidence (envelope and signed receipt, in
 //!   `message_evidence`, apart from the row whose state keeps changing), payload rows and
-//!   first state-history entry are inserted together. The receipt is returned to the partner only after
-//!   the commit, so a receipted message survives `kill -9`.
+//!   first state-history entry are inserted together. The receipt is returned to the partner
+//!   only after the commit, so a receipted message survives `kill -9`.
 //! - **Duplicates are detected by MessageId** (the primary key). A second insert of the same id
 //!   changes nothing and yields the stored receipt, which is re-sent unchanged.
 //!
