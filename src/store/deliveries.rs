@@ -22,9 +22,10 @@ use serde::Serialize;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use time::OffsetDateTime;
 
+use super::readers::Columns;
 use super::script::{AFTER_ONE_ROW, ALWAYS, Param, Script};
 use super::{
-    MessageDetail, PAYLOADS_JOIN, Store, StoreError, message_columns, message_from_rows, timestamp,
+    MessageDetail, PAYLOADS_JOIN, Store, StoreError, add_message_row, message_columns, timestamp,
 };
 use crate::delivery::routing::{NO_ROUTE, Route};
 use crate::queue::{WorkItem, outbox};
@@ -540,20 +541,21 @@ fn unix_ms(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-fn row(r: &sqlx::sqlite::SqliteRow) -> DeliveryRow {
-    DeliveryRow {
-        message_id: r.get(0),
-        subscription: r.get(1),
-        queue: r.get(2),
-        state: r.get(3),
-        attempts: u32::try_from(r.get::<i64, _>(4)).unwrap_or(u32::MAX),
-        last_error: r.get(5),
-        reason: r.get(6),
-        replays: u32::try_from(r.get::<i64, _>(7)).unwrap_or(u32::MAX),
-        enqueued_at: r.get(8),
-        expires_at: r.get(9),
-        updated_at: r.get(10),
-    }
+/// A delivery row from the first columns of `r` ([`COLUMNS`]).
+fn row(r: &impl Columns) -> Result<DeliveryRow, StoreError> {
+    Ok(DeliveryRow {
+        message_id: r.column(0)?,
+        subscription: r.column(1)?,
+        queue: r.column(2)?,
+        state: r.column(3)?,
+        attempts: u32::try_from(r.column::<i64>(4)?).unwrap_or(u32::MAX),
+        last_error: r.column(5)?,
+        reason: r.column(6)?,
+        replays: u32::try_from(r.column::<i64>(7)?).unwrap_or(u32::MAX),
+        enqueued_at: r.column(8)?,
+        expires_at: r.column(9)?,
+        updated_at: r.column(10)?,
+    })
 }
 
 const COLUMNS: &str = "message_id, subscription, queue, state, attempts, last_error, reason, \
@@ -561,29 +563,34 @@ const COLUMNS: &str = "message_id, subscription, queue, state, attempts, last_er
 
 impl Store {
     /// The delivery position of `message_id` for `subscription`, with the message as
-    /// [`Store::message_for_delivery`] reads it (`None` when it is missing), in one statement.
+    /// [`Store::message_for_delivery`] reads it (`None` when it is missing), in one statement,
+    /// read on this thread ([`super::readers`]): the delivery worker's read of every message.
     pub async fn delivery_with_message(
         &self,
         message_id: &str,
         subscription: &str,
     ) -> Result<Option<(DeliveryRow, Option<MessageDetail>)>, StoreError> {
         let delivery_columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("d.{c}")).collect();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {}, {} FROM deliveries d
                  LEFT JOIN messages m ON m.message_id = d.message_id {PAYLOADS_JOIN}
-             WHERE d.message_id = ? AND d.subscription = ? ORDER BY p.position",
+             WHERE d.message_id = ?1 AND d.subscription = ?2 ORDER BY p.position",
             delivery_columns.join(", "),
             message_columns(false)
-        )))
-        .bind(message_id)
-        .bind(subscription)
-        .fetch_all(self.pool())
-        .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let message = message_from_rows(&rows, delivery_columns.len())?;
-        Ok(Some((row(first), message)))
+        );
+        self.readers.read(|c| {
+            let mut statement = c.prepare_cached(&sql)?;
+            let mut rows = statement.query([message_id, subscription])?;
+            let mut found = None;
+            let mut message = None;
+            while let Some(r) = rows.next()? {
+                if found.is_none() {
+                    found = Some(row(r)?);
+                }
+                add_message_row(&mut message, r, delivery_columns.len())?;
+            }
+            Ok(found.map(|delivery| (delivery, message)))
+        })
     }
 
     /// The delivery position of `message_id` for `subscription`.
@@ -599,7 +606,7 @@ impl Store {
         .bind(subscription)
         .fetch_optional(self.pool())
         .await?;
-        Ok(r.as_ref().map(row))
+        r.as_ref().map(row).transpose()
     }
 
     /// Every delivery position of `message_id`.
@@ -610,7 +617,7 @@ impl Store {
         .bind(message_id)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(row).collect())
+        rows.iter().map(row).collect()
     }
 
     /// Dead-lettered deliveries, oldest change first.
@@ -630,7 +637,7 @@ impl Store {
         .bind(i64::from(filter.limit))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(row).collect())
+        rows.iter().map(row).collect()
     }
 
     /// Held deliveries whose TTL ran out by `now`, at most `limit`.
@@ -647,7 +654,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(row).collect())
+        rows.iter().map(row).collect()
     }
 
     /// Current pauses: `(kind, name)`.
@@ -957,7 +964,7 @@ async fn dead_row(
     .bind(subscription)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(current) = found.as_ref().map(row) else {
+    let Some(current) = found.as_ref().map(row).transpose()? else {
         return Err(ActionError::NotFound {
             message_id: message_id.to_owned(),
             subscription: subscription.to_owned(),

@@ -27,11 +27,13 @@
 pub mod blobs;
 pub mod deliveries;
 pub mod outbound;
+pub mod readers;
 pub mod script;
 
 use std::io::Read;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +47,7 @@ pub use blobs::{BlobRef, BlobStore, PayloadWriter, StoredContent};
 pub use deliveries::{DeadReason, DeliveryChange, DeliveryRow};
 
 use crate::delivery::routing::Route;
+use readers::{Columns, Readers};
 use script::{AFTER_ONE_ROW, Param, Script};
 use time::OffsetDateTime;
 
@@ -78,6 +81,9 @@ pub enum StoreError {
     /// A stored JSON column could not be decoded.
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A read on the calling thread ([`readers`]) failed.
+    #[error("database: {0}")]
+    Read(#[from] rusqlite::Error),
     /// The writer task is gone (the store is shutting down).
     #[error("the store writer has stopped")]
     WriterStopped,
@@ -221,6 +227,7 @@ pub struct MessageDetail {
 pub struct Store {
     pool: SqlitePool,
     writer: mpsc::Sender<WriteJob>,
+    pub(super) readers: Arc<Readers>,
 }
 
 /// A change waiting for the writer, and where to send the outcome.
@@ -311,7 +318,11 @@ impl Store {
         let connection = options.connect().await?;
         let (writer, jobs) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(write_loop(connection, jobs));
-        Ok(Store { pool, writer })
+        Ok(Store {
+            pool,
+            writer,
+            readers: Arc::new(Readers::new(path)),
+        })
     }
 
     /// The database pool (shared with the queue layer, whose tables live in the same file).
@@ -421,39 +432,43 @@ impl Store {
     ) -> Result<Option<MessageDetail>, StoreError> {
         // One statement: the message columns (read from the first row) joined with its
         // payloads in order (none when the message has no payload).
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM messages m {PAYLOADS_JOIN} WHERE m.message_id = ? ORDER BY p.position",
+        let sql = format!(
+            "SELECT {} FROM messages m {PAYLOADS_JOIN} WHERE m.message_id = ?1 ORDER BY p.position",
             message_columns(full)
-        )))
-        .bind(message_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let Some(mut message) = message_from_rows(&rows, 0)? else {
-            return Ok(None);
-        };
-        if full {
-            message.history = sqlx::query(
-                "SELECT state, at, detail FROM state_history WHERE message_id = ? ORDER BY seq",
-            )
-            .bind(message_id)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|h| StateChange {
-                state: h.get(0),
-                at: h.get(1),
-                detail: h.get(2),
-            })
-            .collect();
-        }
-        Ok(Some(message))
+        );
+        self.readers.read(|c| {
+            let mut statement = c.prepare_cached(&sql)?;
+            let mut rows = statement.query([message_id])?;
+            let mut message = None;
+            while let Some(row) = rows.next()? {
+                add_message_row(&mut message, row, 0)?;
+            }
+            let Some(mut message) = message else {
+                return Ok(None);
+            };
+            if full {
+                let mut statement = c.prepare_cached(
+                    "SELECT state, at, detail FROM state_history WHERE message_id = ?1
+                     ORDER BY seq",
+                )?;
+                let mut rows = statement.query([message_id])?;
+                while let Some(h) = rows.next()? {
+                    message.history.push(StateChange {
+                        state: h.column(0)?,
+                        at: h.column(1)?,
+                        detail: h.column(2)?,
+                    });
+                }
+            }
+            Ok(Some(message))
+        })
     }
 }
 
 /// How [`message_columns`] joins the payloads (`p`) of a message (`m`).
 const PAYLOADS_JOIN: &str = "LEFT JOIN payloads p ON p.message_id = m.message_id";
 
-/// The columns [`message_from_rows`] reads, from messages `m` and payloads `p` joined with
+/// The columns [`add_message_row`] reads, from messages `m` and payloads `p` joined with
 /// [`PAYLOADS_JOIN`]; without `full`, the envelope and receipt read as empty.
 fn message_columns(full: bool) -> String {
     let evidence = if full {
@@ -472,66 +487,67 @@ fn message_columns(full: bool) -> String {
     )
 }
 
-/// Reads a message (without history) from rows of [`message_columns`] starting at column
-/// `first`: the message from the first row, a payload from each row that has one. `None`
-/// when there are no rows or the message columns are empty (a left join found no message).
-fn message_from_rows(
-    rows: &[sqlx::sqlite::SqliteRow],
+/// Adds a row of [`message_columns`] (starting at column `first`) to the message read so
+/// far: the message from the first row, a payload from each row that has one. The message
+/// stays `None` while the message columns are empty (a left join found no message).
+fn add_message_row(
+    message: &mut Option<MessageDetail>,
+    row: &impl Columns,
     first: usize,
-) -> Result<Option<MessageDetail>, StoreError> {
-    let Some(r) = rows.first() else {
-        return Ok(None);
-    };
-    let Some(message_id) = r.get::<Option<String>, _>(first) else {
-        return Ok(None);
-    };
+) -> Result<(), StoreError> {
     let c = |i: usize| first + i;
-    let mut payloads = Vec::with_capacity(rows.len());
-    for p in rows {
-        let Some(content_id) = p.get::<Option<String>, _>(c(21)) else {
-            continue;
+    if message.is_none() {
+        let Some(message_id) = row.column::<Option<String>>(first)? else {
+            return Ok(());
         };
-        payloads.push(StoredPayload {
-            content_id,
-            blob: BlobRef {
-                id: p.get(c(22)),
-                size: p.get::<i64, _>(c(23)) as u64,
+        let properties: String = row.column(c(15))?;
+        *message = Some(MessageDetail {
+            record: InboundRecord {
+                message_id,
+                pmode_id: row.column(c(2))?,
+                from_party: row.column(c(3))?,
+                from_role: row.column(c(4))?,
+                to_party: row.column(c(5))?,
+                to_role: row.column(c(6))?,
+                service: row.column(c(7))?,
+                service_type: row.column(c(8))?,
+                action: row.column(c(9))?,
+                conversation_id: row.column(c(10))?,
+                agreement: row.column(c(11))?,
+                mpc: row.column(c(12))?,
+                ref_to_message_id: row.column(c(13))?,
+                message_timestamp: row.column(c(14))?,
+                message_properties: serde_json::from_str(&properties)?,
+                is_test: row.column(c(16))?,
+                signer_certificate: row.column(c(17))?,
+                envelope: row.column(c(18))?,
+                payloads: Vec::new(),
+                receipt: row.column(c(19))?,
+                received_at: row.column(c(20))?,
             },
-            mime_type: p.get(c(24)),
-            character_set: p.get(c(25)),
-            compressed: p.get(c(26)),
-            properties: serde_json::from_str(p.get::<&str, _>(c(27)))?,
-            inline: p.get(c(28)),
+            state: row.column(c(1))?,
+            history: Vec::new(),
         });
     }
-    let record = InboundRecord {
-        message_id,
-        pmode_id: r.get(c(2)),
-        from_party: r.get(c(3)),
-        from_role: r.get(c(4)),
-        to_party: r.get(c(5)),
-        to_role: r.get(c(6)),
-        service: r.get(c(7)),
-        service_type: r.get(c(8)),
-        action: r.get(c(9)),
-        conversation_id: r.get(c(10)),
-        agreement: r.get(c(11)),
-        mpc: r.get(c(12)),
-        ref_to_message_id: r.get(c(13)),
-        message_timestamp: r.get(c(14)),
-        message_properties: serde_json::from_str(r.get::<&str, _>(c(15)))?,
-        is_test: r.get(c(16)),
-        signer_certificate: r.get(c(17)),
-        envelope: r.get(c(18)),
-        payloads,
-        receipt: r.get(c(19)),
-        received_at: r.get(c(20)),
+    let (Some(message), Some(content_id)) =
+        (message.as_mut(), row.column::<Option<String>>(c(21))?)
+    else {
+        return Ok(());
     };
-    Ok(Some(MessageDetail {
-        record,
-        state: r.get(c(1)),
-        history: Vec::new(),
-    }))
+    let properties: String = row.column(c(27))?;
+    message.record.payloads.push(StoredPayload {
+        content_id,
+        blob: BlobRef {
+            id: row.column(c(22))?,
+            size: row.column::<i64>(c(23))? as u64,
+        },
+        mime_type: row.column(c(24))?,
+        character_set: row.column(c(25))?,
+        compressed: row.column(c(26))?,
+        properties: serde_json::from_str(&properties)?,
+        inline: row.column(c(28))?,
+    });
+    Ok(())
 }
 
 /// The writer task: takes every job waiting (up to [`MAX_GROUP_COMMIT`]), inserts them in
