@@ -30,6 +30,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use super::deliveries::{history, push_history};
+use super::readers::Columns;
 use super::script::{AFTER_ONE_ROW, Script};
 use super::{InboundRecord, Store, StoreError, WriteJob, insert_payloads, timestamp};
 use crate::queue::{WorkItem, outbox};
@@ -210,15 +211,14 @@ impl Store {
         })
     }
 
-    /// The send state of an outbound message.
+    /// The send state of an outbound message (read on this thread, [`super::readers`]).
     pub async fn send_row(&self, message_id: &str) -> Result<Option<SendRow>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SEND_ROWS} WHERE s.message_id = ?"
-        )))
-        .bind(message_id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.as_ref().map(send_row))
+        let sql = format!("{SEND_ROWS} WHERE s.message_id = ?1");
+        self.readers.read(|c| {
+            let mut statement = c.prepare_cached(&sql)?;
+            let mut rows = statement.query([message_id])?;
+            rows.next()?.map(send_row).transpose()
+        })
     }
 
     /// Starts attempt `attempts + 1` of a message that is waiting to be sent; returns the
@@ -419,7 +419,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(send_row).collect())
+        rows.iter().map(send_row).collect()
     }
 }
 
@@ -533,15 +533,15 @@ async fn enqueue(
 const SEND_ROWS: &str = "SELECT s.message_id, s.partner, m.state, s.attempts, s.error_code, \
                          s.last_error FROM sends s JOIN messages m ON m.message_id = s.message_id";
 
-fn send_row(r: &sqlx::sqlite::SqliteRow) -> SendRow {
-    SendRow {
-        message_id: r.get(0),
-        partner: r.get(1),
-        state: r.get(2),
-        attempts: u32::try_from(r.get::<i64, _>(3)).unwrap_or(u32::MAX),
-        error_code: r.get(4),
-        last_error: r.get(5),
-    }
+fn send_row(r: &impl Columns) -> Result<SendRow, StoreError> {
+    Ok(SendRow {
+        message_id: r.column(0)?,
+        partner: r.column(1)?,
+        state: r.column(2)?,
+        attempts: u32::try_from(r.column::<i64>(3)?).unwrap_or(u32::MAX),
+        error_code: r.column(4)?,
+        last_error: r.column(5)?,
+    })
 }
 
 /// Records the ebMS code and error a send ended with.

@@ -124,13 +124,9 @@ mod tests {
             )
             .unwrap();
         let readers = Readers::new(&path);
+        // Mapped through `Columns`, as the store maps its rows.
         let value: i64 = readers
-            .read(|c| {
-                let row = c.query_row("SELECT v FROM t WHERE k = 'a'", [], |r| {
-                    Ok(r.column::<i64>(0))
-                })?;
-                row
-            })
+            .read(|c| c.query_row("SELECT v FROM t WHERE k = 'a'", [], |r| Ok(r.column(0)))?)
             .unwrap();
         assert_eq!(value, 7);
         writer.execute("UPDATE t SET v = 8", []).unwrap();
