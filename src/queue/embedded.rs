@@ -14,26 +14,33 @@
 //!   transaction. A settle whose lease expired and was claimed again matches no row and
 //!   fails with [`QueueError::DeliveryLost`], so a slow worker cannot remove work another
 //!   worker holds.
+//! - **Every write goes through the store's group-commit writer** ([`Store::write_script`]):
+//!   claims, acks, retries, dead letters and publishes commit with the writer's next group
+//!   instead of waiting on a pool connection for SQLite's write lock, which the writer, under
+//!   load, frees only between groups (SQLite's busy handler backs off in sleeps of up to
+//!   100 ms, so such a write could wait for seconds while deliveries fell behind).
 //! - **Recovery** needs no step: after a crash, leased rows become due again when their
 //!   lease expires (at-least-once), and committed rows are durable by SQLite's WAL.
 //! - **Waiting** consumers sleep until the next row falls due, at most `poll_interval`, and
 //!   are woken at once by [`EmbeddedQueue::publish`] and [`EmbeddedQueue::wake`].
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::num::NonZeroU16;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use super::outbox::{enqueue_in, item_from_row};
+use super::outbox::{item_from_row, push_enqueue};
 use super::{
     Consumer, DeadLetter, Delivery, Publisher, QueueBackend, QueueConfig, QueueError, Settle,
     WorkItem, parse_rfc3339, rfc3339, unix_ms,
 };
+use crate::store::Store;
+use crate::store::script::{AFTER_ONE_ROW, ALWAYS, Script};
 
 /// The embedded (SQLite) queue. Cheap to clone; clones share one wake-up signal.
 #[derive(Debug, Clone)]
@@ -43,7 +50,7 @@ pub struct EmbeddedQueue {
 
 #[derive(Debug)]
 struct Inner {
-    pool: SqlitePool,
+    store: Store,
     lease: Duration,
     poll_interval: Duration,
     prefetch: NonZeroU16,
@@ -85,12 +92,12 @@ struct Ack {
 }
 
 impl EmbeddedQueue {
-    /// The queue in the database behind `pool` (migrations applied), with the lease, poll
-    /// interval and prefetch of `config`.
-    pub fn new(pool: SqlitePool, config: &QueueConfig) -> Self {
+    /// The queue in the database of `store`, with the lease, poll interval and prefetch of
+    /// `config`.
+    pub fn new(store: Store, config: &QueueConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
-                pool,
+                store,
                 lease: config.lease,
                 poll_interval: config.poll_interval,
                 prefetch: config.prefetch,
@@ -102,9 +109,9 @@ impl EmbeddedQueue {
 
 impl Publisher for EmbeddedQueue {
     async fn publish(&self, item: &WorkItem) -> Result<(), QueueError> {
-        let mut tx = self.inner.pool.begin().await?;
-        enqueue_in(&mut tx, item).await?;
-        tx.commit().await?;
+        let mut script = Script::new();
+        push_enqueue(&mut script, item, ALWAYS)?;
+        self.inner.store.write_script(script).await?;
         self.wake();
         Ok(())
     }
@@ -115,7 +122,7 @@ impl QueueBackend for EmbeddedQueue {
 
     async fn consumer(&self) -> Result<EmbeddedConsumer, QueueError> {
         let (acks, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(settle_acks(self.inner.pool.clone(), jobs));
+        tokio::spawn(settle_acks(self.inner.store.clone(), jobs));
         Ok(EmbeddedConsumer {
             inner: self.inner.clone(),
             slots: Arc::new(Semaphore::new(usize::from(self.inner.prefetch.get()))),
@@ -130,7 +137,7 @@ impl QueueBackend for EmbeddedQueue {
              FROM queue_dead_letters ORDER BY id LIMIT ?",
         )
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .fetch_all(&self.inner.pool)
+        .fetch_all(self.inner.store.pool())
         .await?;
         rows.iter()
             .map(|row| {
@@ -182,7 +189,7 @@ impl Consumer for EmbeddedConsumer {
             let next_due: Option<i64> = sqlx::query_scalar(
                 "SELECT MIN(MAX(available_at, COALESCE(lease_until, 0))) FROM queue_items",
             )
-            .fetch_one(&self.inner.pool)
+            .fetch_one(self.inner.store.pool())
             .await?;
             let wait = next_due
                 .map(|due| Duration::from_millis(u64::try_from(due - now).unwrap_or(0)))
@@ -202,20 +209,22 @@ impl EmbeddedConsumer {
     async fn claim(&self, now: i64, max: usize) -> Result<Vec<Claimed>, QueueError> {
         let token: Arc<str> = uuid::Uuid::new_v4().to_string().into();
         let lease_ms = i64::try_from(self.inner.lease.as_millis()).unwrap_or(i64::MAX);
-        let rows = sqlx::query(
+        let mut script = Script::new();
+        let lease_until = script.arg(now.saturating_add(lease_ms))?;
+        let lease_token = script.arg(&*token)?;
+        let now = script.arg(now)?;
+        let max = script.arg(i64::try_from(max).unwrap_or(i64::MAX))?;
+        script.push(&format!(
             "UPDATE queue_items
-             SET lease_until = ?1 + ?2, lease_token = ?3, deliveries = deliveries + 1
+             SET lease_until = {lease_until}, lease_token = {lease_token},
+                 deliveries = deliveries + 1
              WHERE id IN (SELECT id FROM queue_items
-                          WHERE available_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
-                          ORDER BY available_at, id LIMIT ?4)
-             RETURNING id, deliveries, message_id, subscriber, attempt, enqueued_at, available_at",
-        )
-        .bind(now)
-        .bind(lease_ms)
-        .bind(&*token)
-        .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .fetch_all(&self.inner.pool)
-        .await?;
+                          WHERE available_at <= {now}
+                            AND (lease_until IS NULL OR lease_until <= {now})
+                          ORDER BY available_at, id LIMIT {max})
+             RETURNING id, deliveries, message_id, subscriber, attempt, enqueued_at, available_at"
+        ));
+        let rows = self.inner.store.write_script(script).await?;
         let mut claimed = rows
             .iter()
             .map(|row| {
@@ -238,12 +247,13 @@ impl EmbeddedConsumer {
 }
 
 /// The settle task of a consumer: deletes every ack waiting (up to [`MAX_ACK_BATCH`]) in one
-/// transaction and answers each after the commit — [`QueueError::DeliveryLost`] for a row
-/// whose lease passed to another consumer. Ends when the consumer and its leases are gone.
-async fn settle_acks(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Ack>) {
+/// statement of the writer's next group and answers each after the commit —
+/// [`QueueError::DeliveryLost`] for a row whose lease passed to another consumer. Ends when
+/// the consumer and its leases are gone.
+async fn settle_acks(store: Store, mut jobs: mpsc::UnboundedReceiver<Ack>) {
     let mut batch = Vec::with_capacity(MAX_ACK_BATCH);
     while jobs.recv_many(&mut batch, MAX_ACK_BATCH).await > 0 {
-        match delete_acked(&pool, &batch).await {
+        match delete_acked(&store, &batch).await {
             Ok(deleted) => {
                 for (ack, deleted) in batch.drain(..).zip(deleted) {
                     let _ = ack.done.send(if deleted {
@@ -268,21 +278,33 @@ async fn settle_acks(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Ack>) {
     }
 }
 
-/// Deletes the acked rows in one transaction; for each, whether its lease still held.
-async fn delete_acked(pool: &SqlitePool, batch: &[Ack]) -> Result<Vec<bool>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let mut deleted = Vec::with_capacity(batch.len());
-    for ack in batch {
-        let done = sqlx::query("DELETE FROM queue_items WHERE id = ? AND lease_token = ?")
-            .bind(ack.id)
-            .bind(&*ack.token)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        deleted.push(done == 1);
-    }
-    tx.commit().await?;
-    Ok(deleted)
+/// Deletes the acked rows in one statement (the batch as a JSON array of `[id, token]`);
+/// for each ack, whether its lease still held.
+async fn delete_acked(store: &Store, batch: &[Ack]) -> Result<Vec<bool>, QueueError> {
+    let pairs: Vec<(i64, &str)> = batch.iter().map(|a| (a.id, &*a.token)).collect();
+    let pairs = serde_json::to_string(&pairs)
+        .map_err(|e| QueueError::MalformedItem(format!("acked ids: {e}")))?;
+    let mut script = Script::new();
+    let pairs = script.arg(pairs)?;
+    // `id IN` drives the delete by primary key; the token must match the same pair.
+    script.push(&format!(
+        "DELETE FROM queue_items
+         WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each({pairs}))
+           AND EXISTS (SELECT 1 FROM json_each({pairs})
+                       WHERE json_extract(value, '$[0]') = queue_items.id
+                         AND json_extract(value, '$[1]') = queue_items.lease_token)
+         RETURNING id, lease_token"
+    ));
+    let deleted = store
+        .write_script(script)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
+        .collect::<Result<HashSet<_>, QueueError>>()?;
+    Ok(batch
+        .iter()
+        .map(|a| deleted.contains(&(a.id, a.token.to_string())))
+        .collect())
 }
 
 /// A row this consumer has leased.
@@ -334,19 +356,18 @@ impl Lease {
     pub(super) async fn retry_after(self, delay: Duration) -> Result<(), QueueError> {
         let due = unix_ms(OffsetDateTime::now_utc())
             .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-        let done = sqlx::query(
+        let mut script = Script::new();
+        let due = script.arg(due)?;
+        let id = script.arg(self.id)?;
+        let token = script.arg(&*self.token)?;
+        script.push(&format!(
             "UPDATE queue_items
-             SET attempt = attempt + 1, available_at = ?, lease_until = NULL,
+             SET attempt = attempt + 1, available_at = {due}, lease_until = NULL,
                  lease_token = NULL, deliveries = 0
-             WHERE id = ? AND lease_token = ?",
-        )
-        .bind(due)
-        .bind(self.id)
-        .bind(&*self.token)
-        .execute(&self.inner.pool)
-        .await?
-        .rows_affected();
-        if done == 0 {
+             WHERE id = {id} AND lease_token = {token}
+             RETURNING id"
+        ));
+        if self.inner.store.write_script(script).await?.is_empty() {
             return Err(QueueError::DeliveryLost);
         }
         self.inner.wake.notify_waiters();
@@ -355,62 +376,44 @@ impl Lease {
 
     /// Moves the row to `queue_dead_letters` with `reason`, in one transaction.
     pub(super) async fn dead_letter(self, reason: &str) -> Result<(), QueueError> {
-        let mut tx = self.inner.pool.begin().await?;
-        let Some(row) = sqlx::query(
-            "DELETE FROM queue_items WHERE id = ? AND lease_token = ?
-             RETURNING message_id, subscriber, attempt, enqueued_at",
-        )
-        .bind(self.id)
-        .bind(&*self.token)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Err(QueueError::DeliveryLost);
-        };
-        let item = item_from_row(&row, 0)?;
-        sqlx::query(
+        let mut script = Script::new();
+        let id = script.arg(self.id)?;
+        let token = script.arg(&*self.token)?;
+        let reason = script.arg(reason)?;
+        let at = script.arg(rfc3339(OffsetDateTime::now_utc())?)?;
+        script.push(&format!(
             "INSERT INTO queue_dead_letters
                  (message_id, subscriber, attempt, enqueued_at, reason, dead_lettered_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&item.message_id)
-        .bind(&item.subscriber)
-        .bind(i64::from(item.attempt))
-        .bind(rfc3339(item.enqueued_at)?)
-        .bind(reason)
-        .bind(rfc3339(OffsetDateTime::now_utc())?)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+             SELECT message_id, subscriber, attempt, enqueued_at, {reason}, {at}
+             FROM queue_items WHERE id = {id} AND lease_token = {token}"
+        ));
+        script.push(&format!(
+            "DELETE FROM queue_items WHERE id = {id} AND lease_token = {token} AND {AFTER_ONE_ROW}
+             RETURNING id"
+        ));
+        if self.inner.store.write_script(script).await?.is_empty() {
+            return Err(QueueError::DeliveryLost);
+        }
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-
     use super::*;
+    use crate::config::SqliteSynchronous;
 
     async fn queue(lease: Duration) -> (EmbeddedQueue, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .unwrap()
-            .filename(dir.path().join("db"))
-            .create_if_missing(true);
-        let pool = SqlitePoolOptions::new()
-            .connect_with(options)
+        let store = Store::open(&dir.path().join("db"), SqliteSynchronous::Normal)
             .await
             .unwrap();
-        sqlx::migrate!("./migrations").run(&pool).await.unwrap();
         let config = QueueConfig {
             lease,
             poll_interval: Duration::from_millis(20),
             ..QueueConfig::default()
         };
-        (EmbeddedQueue::new(pool, &config), dir)
+        (EmbeddedQueue::new(store, &config), dir)
     }
 
     #[tokio::test]
@@ -436,7 +439,7 @@ mod tests {
         queue.publish(&item).await.unwrap();
         queue.publish(&item).await.unwrap();
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_items")
-            .fetch_one(&queue.inner.pool)
+            .fetch_one(queue.inner.store.pool())
             .await
             .unwrap();
         assert_eq!(rows, 1);

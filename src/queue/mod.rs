@@ -241,7 +241,7 @@ impl Queue {
         }
         Ok(match config.backend {
             QueueBackendKind::Embedded => {
-                Queue::Embedded(EmbeddedQueue::new(store.pool().clone(), config))
+                Queue::Embedded(EmbeddedQueue::new(store.clone(), config))
             }
             QueueBackendKind::Rabbitmq => Queue::Rabbit(RabbitQueue::open(config, store).await?),
         })
