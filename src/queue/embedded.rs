@@ -8,7 +8,7 @@
 //!   serialises writers, so two consumers never hold the same live lease. Claimed rows wait in
 //!   the consumer, each holding its prefetch slot, until [`Consumer::next`] hands them out.
 //! - **Settling** names the lease token: `ack` deletes the row — acks are batched by the
-//!   consumer's settle task, every ack waiting deleted in one transaction and answered after
+//!   consumer's settle task, every ack waiting deleted in one statement and answered after
 //!   its commit —, `retry_after` reschedules it
 //!   (`attempt + 1`, lease cleared), `dead_letter` moves it to `queue_dead_letters` in one
 //!   transaction. A settle whose lease expired and was claimed again matches no row and

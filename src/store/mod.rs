@@ -13,6 +13,9 @@
 //!   gateway still commits each message at once. Each job's statements go to SQLite as one
 //!   [`script::Script`], one hand-off to the connection's thread per job; the group's
 //!   `Delivered` outcomes go together as one (`deliveries::apply_delivered`).
+//! - **Reads by key run on the calling thread** ([`readers`]): the delivery worker's read of
+//!   each message, message loads and the send row, without sqlx's thread hand-offs. Scans
+//!   and operator actions use the sqlx pool.
 //! - **All of a message or nothing.** Its row, its evidence (envelope and signed receipt, in
 //!   `message_evidence`, apart from the row whose state keeps changing), payload rows and
 //!   first state-history entry are inserted together. The receipt is returned to the partner
