@@ -684,7 +684,7 @@ impl Store {
         actor: &str,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "INSERT INTO delivery_pauses (kind, name, since) VALUES (?, ?, ?)
              ON CONFLICT DO NOTHING",
@@ -721,7 +721,7 @@ impl Store {
         actor: &str,
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM delivery_pauses WHERE kind = ? AND name = ?")
             .bind(kind.as_str())
             .bind(name)
@@ -780,7 +780,7 @@ impl Store {
         actor: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<String>, ActionError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let current = dead_row(&mut tx, message_id, subscription).await?;
         let at = timestamp(now);
         let replayed: Vec<String> = if current.subscription == NO_ROUTE {
@@ -854,7 +854,7 @@ impl Store {
         actor: &str,
         now: OffsetDateTime,
     ) -> Result<(), ActionError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let current = dead_row(&mut tx, message_id, subscription).await?;
         let at = timestamp(now);
         sqlx::query(

@@ -333,6 +333,18 @@ impl Store {
         &self.pool
     }
 
+    /// Begins a transaction on a pool connection that takes SQLite's write lock at once
+    /// (`BEGIN IMMEDIATE`), waiting for it under the busy timeout. Every write transaction
+    /// outside the group-commit writer starts this way: a deferred one that reads first and
+    /// writes later fails at once with `SQLITE_BUSY` when another connection (the running
+    /// gateway's writer, seen from an operator's CLI) commits in between, because its
+    /// snapshot is then stale and SQLite's busy handler does not retry that.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// The stored receipt of a message already received, if any.
     pub async fn receipt_of(&self, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let row = sqlx::query("SELECT receipt FROM message_evidence WHERE message_id = ?")
@@ -598,7 +610,9 @@ async fn commit_group(
     connection: &mut SqliteConnection,
     group: &mut [WriteJob],
 ) -> Result<Vec<Answer>, StoreError> {
-    let mut tx = connection.begin().await?;
+    // Immediate, as [`Store::begin_write`] says why: another process (an operator's CLI)
+    // committing between a group's first read and its first write must not fail the group.
+    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
     let now = OffsetDateTime::now_utc();
     let mut answers = Vec::with_capacity(group.len());
     // Delivered outcomes wait for one batch at the end ([`deliveries::apply_delivered`]).
@@ -958,6 +972,39 @@ mod tests {
                 .iter()
                 .all(|d| d.state == "delivered" && d.attempts == 1)
         );
+    }
+
+    /// An operator action (a read, then writes) waits for a write transaction that another
+    /// process holds and commits meanwhile, instead of failing with `SQLITE_BUSY`; so does a
+    /// group of the writer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_wait_for_another_process_that_commits_meanwhile() {
+        let (dir, store) = scratch_store().await;
+        store
+            .insert_inbound(record("m1", b"R"), vec![])
+            .await
+            .unwrap();
+        let other = rusqlite::Connection::open(dir.path().join("db")).unwrap();
+        other
+            .execute_batch(
+                "BEGIN IMMEDIATE;
+                 INSERT INTO delivery_pauses (kind, name, since) VALUES ('queue', 'q', 't');",
+            )
+            .unwrap();
+        let commit = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        let now = OffsetDateTime::now_utc();
+        let (discarded, inserted) = tokio::join!(
+            store.discard("m1", crate::delivery::routing::NO_ROUTE, "test", now),
+            store.insert_inbound(record("m2", b"R"), vec![]),
+        );
+        commit.join().unwrap();
+        discarded.unwrap();
+        assert!(matches!(inserted.unwrap(), InsertOutcome::Inserted));
+        let rows = store.deliveries_of("m1").await.unwrap();
+        assert_eq!(rows[0].state, "discarded");
     }
 
     /// Migration 0006 moves the evidence of messages stored before it into

@@ -128,7 +128,7 @@ impl Store {
         pull: bool,
         now: OffsetDateTime,
     ) -> Result<Submitted, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         if let Some(id) = submission_id {
             let earlier: Option<String> =
                 sqlx::query_scalar("SELECT message_id FROM submissions WHERE submission_id = ?")
@@ -265,7 +265,7 @@ impl Store {
         check_after: impl Fn(u32) -> std::time::Duration,
         now: OffsetDateTime,
     ) -> Result<Option<(String, u32)>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let at = timestamp(now);
         let taken: Option<(String, i64)> = sqlx::query_as(
             "UPDATE sends SET attempts = attempts + 1, updated_at = ?1
@@ -360,7 +360,7 @@ impl Store {
         outcome: &SendOutcome,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let at = timestamp(now);
         let (state, detail, from): (&str, String, &[&str]) = match outcome {
             SendOutcome::Acknowledged { receipt, .. } => {
