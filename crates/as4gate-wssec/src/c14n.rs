@@ -1,9 +1,10 @@
 //! Exclusive XML Canonicalization 1.0 without comments of one element and its subtree, for
-//! the signatures we create ([`crate::sign`]).
+//! the signatures we create ([`crate::sign`]) and those we check
+//! ([`crate::core_validation`]).
 //!
-//! bergshamra's canonicalizer, which verification keeps using, walks the whole document from
-//! its root for every subtree and builds owned namespace maps at every element; signing a
-//! receipt spent about 6 % of the gateway's CPU there (bench/ANALYSIS.md). This one visits
+//! bergshamra's canonicalizer walks the whole document from its root for every subtree and
+//! builds owned namespace maps at every element; signing a receipt spent about 6 % of the
+//! gateway's CPU there, and checking a signature more (bench/ANALYSIS.md). This one visits
 //! only the subtree and keeps the in-scope and rendered namespaces as stacks of borrowed
 //! strings. It renders through bergshamra's own pieces (attribute and namespace ordering,
 //! escaping), and a test checks it byte for byte against bergshamra on every element of the

@@ -11,10 +11,12 @@
 //! explicit [`Verified::unsigned_by_policy`] escape hatch when a policy does not require a
 //! signature), so storage and routing code can demand proof that the checks ran.
 //!
-//! The XML engine is `bergshamra` (aws-lc provider). It checks the `SignatureValue` and the
-//! same-document reference digests; everything WS-Security specific — which nodes must be
-//! signed, token references, attachment digests, trust — is decided here. No I/O: time, key
-//! material and attachment bytes are passed in.
+//! Signatures in the shape AS4 peers send (Exclusive C14N, bare `#id` references) are
+//! checked by our own core validation (module `core_validation`: subtree canonicalisation, digests,
+//! `SignatureValue` on aws-lc); any other shape goes to the general XML-DSig engine
+//! `bergshamra` (aws-lc provider), which also decrypts. Everything WS-Security specific —
+//! which nodes must be signed, token references, attachment digests, trust — is decided
+//! here. No I/O: time, key material and attachment bytes are passed in.
 
 #![forbid(unsafe_code)]
 
@@ -29,6 +31,8 @@ pub mod verify;
 pub mod xmlenc;
 
 mod c14n;
+mod core_validation;
+mod key_method;
 mod names;
 mod signed_info;
 mod xml_util;

@@ -25,21 +25,14 @@ use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::c14n;
+use crate::key_method;
 use crate::signed_info::same_document_id;
 use crate::swa::digest_bytes;
 use crate::xml_util::{descendants_named, encode_base64, escape};
 use crate::{WssecError, names};
 
-/// OID of rsaEncryption.
-const OID_RSA: &str = "1.2.840.113549.1.1.1";
-/// OID of id-ecPublicKey.
-const OID_EC: &str = "1.2.840.10045.2.1";
-/// OID of the P-256 curve.
-const OID_P256: &str = "1.2.840.10045.3.1.7";
 /// Base64 characters per PEM line (RFC 7468 strict form).
 const PEM_LINE: usize = 64;
-/// OID of Ed25519.
-const OID_ED25519: &str = "1.3.101.112";
 
 /// Our private key and certificate.
 ///
@@ -73,29 +66,8 @@ impl SigningIdentity {
         let (_, cert) = X509Certificate::from_der(cert_der)
             .map_err(|e| WssecError::MalformedCertificate(e.to_string()))?;
         let spki = cert.public_key();
-        let signature_method = match spki.algorithm.algorithm.to_id_string().as_str() {
-            OID_RSA => names::RSA_SHA256,
-            OID_ED25519 => names::EDDSA_ED25519,
-            OID_EC => {
-                let curve = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.as_oid().ok())
-                    .map(|o| o.to_id_string());
-                if curve.as_deref() != Some(OID_P256) {
-                    return Err(WssecError::SigningKey(format!(
-                        "EC curve {curve:?} is not P-256"
-                    )));
-                }
-                names::ECDSA_SHA256
-            }
-            other => {
-                return Err(WssecError::SigningKey(format!(
-                    "unsupported key algorithm {other}"
-                )));
-            }
-        };
+        let signature_method =
+            key_method::signature_method_of(spki).map_err(WssecError::SigningKey)?;
         // bergshamra's provider-neutral loader takes PEM (RFC 7468: 64-character lines).
         let b64 = encode_base64(key_der);
         let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
@@ -295,7 +267,7 @@ fn canonical_signed_info(
 /// goes into `wsse:Security`, outside both subtrees, and Exclusive C14N renders only the
 /// namespaces a subtree uses or the PrefixList names, so their canonical form is the same in
 /// the signed envelope. `SignedInfo` is canonicalised in its own context (see
-/// [`canonical_signed_info`]), so the envelope is parsed once.
+/// `canonical_signed_info`), so the envelope is parsed once.
 pub fn sign_envelope(
     unsigned_xml: &str,
     identity: &SigningIdentity,

@@ -13,8 +13,14 @@ use crate::{WssecError, names};
 /// The parts of a `ds:Signature` the verifier and the signer report on.
 #[derive(Debug)]
 pub(crate) struct ParsedSignature {
+    /// `ds:SignedInfo`.
+    pub(crate) signed_info: NodeId,
     /// `CanonicalizationMethod/@Algorithm`.
     pub(crate) c14n_method: String,
+    /// Its `ec:InclusiveNamespaces/@PrefixList`, if any.
+    pub(crate) c14n_prefixes: Option<String>,
+    /// `ds:SignatureValue`.
+    pub(crate) signature_value: NodeId,
     /// `SignatureMethod/@Algorithm`.
     pub(crate) signature_method: String,
     /// The references in signature order.
@@ -64,7 +70,7 @@ impl ParsedSignature {
         let c14n_method = required_algorithm(doc, c14n, "CanonicalizationMethod")?;
         let sig_method = required_child(doc, signed_info, "SignatureMethod")?;
         let signature_method = required_algorithm(doc, sig_method, "SignatureMethod")?;
-        required_child(doc, signature, "SignatureValue")?;
+        let signature_value = required_child(doc, signature, "SignatureValue")?;
         let key_info = single_child(doc, signature, names::DS, "KeyInfo")
             .map_err(|n| malformed(format!("{n} ds:KeyInfo elements")))?;
 
@@ -83,7 +89,10 @@ impl ParsedSignature {
             .map(|r| read_reference(doc, r))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
+            signed_info,
+            c14n_prefixes: inclusive_prefixes(doc, c14n),
             c14n_method,
+            signature_value,
             signature_method,
             references,
             key_info,

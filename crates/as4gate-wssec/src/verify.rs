@@ -8,8 +8,9 @@
 //!    and transforms against the [`SecurityPolicy`]; only bare `#id` and `cid:` URIs;
 //! 3. the `SecurityTokenReference` resolved to a certificate ([`crate::token`]) that chains to
 //!    a trust anchor and is valid at `now` ([`crate::trust`]);
-//! 4. the engine (bergshamra, non-strict mode, only that certificate's public key) checks
-//!    `SignatureValue` and the same-document digests, and refuses duplicate IDs;
+//! 4. core validation with only that certificate's public key checks the same-document
+//!    digests and `SignatureValue`, and refuses duplicate IDs: `core_validation` for
+//!    the shape AS4 peers send, the bergshamra engine (non-strict mode) for any other;
 //! 5. coverage: the same-document references resolve exactly to `nodes.body` and
 //!    `nodes.messaging` (NodeId equality — no signature wrapping), every `cid:` reference names
 //!    a present attachment exactly once and every attachment is covered;
@@ -23,9 +24,10 @@ use as4gate_ebms::envelope::EnvelopeNodes;
 use as4gate_ebms::model::{Messaging, NrReference};
 use bergshamra::{DsigContext, KeysManager, VerifyResult};
 use time::OffsetDateTime;
-use uppsala::{Document, NodeId};
+use uppsala::Document;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::core_validation::{self, CheckedReference};
 use crate::signed_info::{ParsedSignature, same_document_id};
 use crate::swa::AttachmentDigest;
 use crate::trust::check_size;
@@ -148,7 +150,10 @@ pub fn verify_envelope(req: &VerifyRequest<'_>) -> Result<Verified<Messaging>, W
     }
     validate_certificate(&token.leaf, &token.chain, req.anchors, req.now)?;
 
-    let engine_references = engine_verify(doc, &token.leaf)?;
+    let engine_references = match core_validation::validate(doc, &parsed, &token.leaf)? {
+        Some(checked) => checked,
+        None => engine_verify(doc, &token.leaf)?,
+    };
     check_same_document_coverage(&parsed.references, &kinds, &engine_references, req.nodes)?;
     check_attachments(&parsed.references, &kinds, req.attachments)?;
 
@@ -227,11 +232,9 @@ fn check_policy(
         .collect()
 }
 
-/// Reference results from the engine: URI, resolved node, whether digested locally.
-type EngineReference = (String, Option<NodeId>, bool);
-
-/// Run bergshamra with only the signer's public key: `SignatureValue` and same-document digests.
-fn engine_verify(doc: &Document<'_>, leaf: &[u8]) -> Result<Vec<EngineReference>, WssecError> {
+/// Run bergshamra with only the signer's public key: `SignatureValue` and same-document digests
+/// of a signature outside the shape [`core_validation`] handles.
+fn engine_verify(doc: &Document<'_>, leaf: &[u8]) -> Result<Vec<CheckedReference>, WssecError> {
     let (_, cert) = X509Certificate::from_der(leaf)
         .map_err(|e| WssecError::MalformedCertificate(e.to_string()))?;
     let key = bergshamra::keys::loader::load_spki_der(cert.public_key().raw)
@@ -268,7 +271,7 @@ fn engine_verify(doc: &Document<'_>, leaf: &[u8]) -> Result<Vec<EngineReference>
 fn check_same_document_coverage(
     references: &[NrReference],
     kinds: &[ReferenceKind],
-    engine: &[EngineReference],
+    engine: &[CheckedReference],
     nodes: &EnvelopeNodes,
 ) -> Result<(), WssecError> {
     if engine.len() != references.len() {

@@ -51,6 +51,32 @@ fn resign_helper_produces_a_valid_signature() {
     verify(&resign(&signed("rsa", &[])), &[]).unwrap();
 }
 
+/// A same-document reference without transforms is outside the shape the gateway's own core
+/// validation handles (its digest is over the inclusive canonical form): the general engine
+/// still verifies it, and still refuses it once the Body changes.
+#[test]
+fn reference_without_transforms_is_verified_by_the_general_engine() {
+    let xml = signed("rsa", &[]);
+    let body_reference = between(&xml, "<ds:Reference URI=\"#_body\"", "</ds:Reference>");
+    let transforms = between(body_reference, "<ds:Transforms>", "</ds:Transforms>");
+    let bare = body_reference.replace(transforms, "");
+    let xml = resign(&replace_once(&xml, body_reference, &bare));
+    assert!(
+        !between(&xml, "<ds:Reference URI=\"#_body\"", "</ds:Reference>").contains("Transform")
+    );
+    verify(&xml, &[]).unwrap();
+    let tampered = replace_once(
+        &xml,
+        "<S12:Body wsu:Id=\"_body\"/>",
+        "<S12:Body wsu:Id=\"_body\"><x/></S12:Body>",
+    );
+    let err = expect_err(verify(&tampered, &[]));
+    assert!(
+        matches!(err, WssecError::ReferenceDigestMismatch(_)),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn tampered_attachment() {
     let parts = sample_parts();
