@@ -12,7 +12,7 @@ use as4gate_pmode::{PModeSet, SecurityProfile};
 use as4gate_wssec::policy::SecurityPolicy;
 use as4gate_wssec::sign::SigningIdentity;
 use as4gate_wssec::trust::TrustAnchors;
-use as4gate_wssec::xmlenc::DecryptionKey;
+use as4gate_wssec::xmlenc::{DecryptionKey, OwnCertificate};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -46,8 +46,8 @@ pub struct ProfileKeys {
     pub signing: SigningIdentity,
     /// Our key for decrypting payloads.
     pub decryption: DecryptionKey,
-    /// The certificate partners encrypt to (DER).
-    pub decryption_certificate: Vec<u8>,
+    /// The certificate partners encrypt to.
+    pub decryption_certificate: OwnCertificate,
 }
 
 impl ProfileKeys {
@@ -61,7 +61,9 @@ impl ProfileKeys {
         let key = pem::pkcs8_key(signing_key)?;
         let signing = SigningIdentity::from_pkcs8_der(&key, &cert[0], cert[1..].to_vec())
             .with_context(|| format!("signing key {}", signing_key.display()))?;
-        let decryption_certificate = pem::certificates(decryption_certificate)?.swap_remove(0);
+        let decryption_certificate =
+            OwnCertificate::new(pem::certificates(decryption_certificate)?.swap_remove(0))
+                .with_context(|| format!("certificate {}", decryption_certificate.display()))?;
         let decryption = DecryptionKey::from_pkcs8_der(&pem::pkcs8_key(decryption_key)?)
             .with_context(|| format!("decryption key {}", decryption_key.display()))?;
         Ok(ProfileKeys {

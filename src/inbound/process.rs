@@ -390,7 +390,7 @@ fn decrypt_attachments(
     };
     let keys = gateway.keys(pmode.security.profile);
     let (key, _) = plan
-        .key_for_certificate(&[keys.decryption_certificate.as_slice()])
+        .key_for_certificate(&[&keys.decryption_certificate])
         .map_err(failed)?;
     if plan.parts().len() != plan.parts_of(key).count() {
         return Err(EbmsError::new(

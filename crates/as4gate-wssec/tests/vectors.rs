@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use as4gate_ebms::model::{Receipt, Signal};
 use as4gate_ebms::{EbmsError, EnvelopeNodes, ErrorCode, Limits, Messaging, ns, xml};
-use as4gate_wssec::xmlenc::{EncryptionPlan, RecipientReference, XmlEncError};
+use as4gate_wssec::xmlenc::{EncryptionPlan, OwnCertificate, RecipientReference, XmlEncError};
 use as4gate_wssec::{
     AttachmentSource, ResolvedToken, SecurityPolicy, TrustAnchors, Verified, VerifyRequest,
     WssecError, resolve_security_token_reference, verify_envelope,
@@ -1054,14 +1054,14 @@ fn domibus_encryption_headers_read() {
             (RecipientReference::SubjectKeyIdentifier(_), KeyReference::SubjectKeyIdentifier) => {}
             (other, form) => panic!("{file}: {form:?} read as {other:?}"),
         }
-        let red_gw: &[u8] = &c.red_gw;
-        let leaf: &[u8] = &c.leaf;
+        let red_gw = OwnCertificate::new(c.red_gw.clone()).unwrap();
+        let leaf = OwnCertificate::new(c.leaf.clone()).unwrap();
         let (_, index) = plan
-            .key_for_certificate(&[leaf, red_gw])
+            .key_for_certificate(&[&leaf, &red_gw])
             .unwrap_or_else(|e| panic!("{file}: {e:?}"));
         assert_eq!(index, 1, "{file}: the key is addressed to red_gw");
         assert!(matches!(
-            plan.key_for_certificate(&[leaf]),
+            plan.key_for_certificate(&[&leaf]),
             Err(XmlEncError::NoKeyForOurCertificate)
         ));
     }

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use as4gate_wssec::xmlenc::{
     AttachmentEncryption, ContentKey, DecryptionKey, EncryptedKeyBuilder, EncryptionPlan,
-    GcmDecryptor, GcmEncryptor, KeyTransport, OaepDigest, PlanLimits, RecipientKeyReference,
-    RecipientReference, XmlEncError, insert_into_security_header,
+    GcmDecryptor, GcmEncryptor, KeyTransport, OaepDigest, OwnCertificate, PlanLimits,
+    RecipientKeyReference, RecipientReference, XmlEncError, insert_into_security_header,
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -39,6 +39,11 @@ fn pem_der(path: impl AsRef<Path>) -> Vec<u8> {
 
 fn cert(party: &str) -> Vec<u8> {
     pem_der(format!("{PKI}/{party}/rsa.crt"))
+}
+
+/// One of our certificates, read as decryption matches it.
+fn own(der: Vec<u8>) -> OwnCertificate {
+    OwnCertificate::new(der).unwrap()
 }
 
 fn key(party: &str) -> DecryptionKey {
@@ -105,7 +110,7 @@ fn decrypt_case(case: &str) -> EncryptionPlan {
     } else {
         (cert("red_gw"), cert("blue_gw"), key("red_gw"))
     };
-    let (encrypted_key, index) = plan.key_for_certificate(&[&blue, &red]).unwrap();
+    let (encrypted_key, index) = plan.key_for_certificate(&[&own(blue), &own(red)]).unwrap();
     assert_eq!(index, 1, "{case}: must pick red_gw's certificate");
     let content_key = red_key.unwrap_key(encrypted_key).unwrap();
     assert!(!plan.parts().is_empty());
@@ -297,7 +302,7 @@ fn wrong_private_key_fails_generically() {
         Err(XmlEncError::KeyUnwrapFailed)
     ));
     assert!(matches!(
-        plan.key_for_certificate(&[&cert("blue_gw"), &cert("mallory")]),
+        plan.key_for_certificate(&[&own(cert("blue_gw")), &own(cert("mallory"))]),
         Err(XmlEncError::NoKeyForOurCertificate)
     ));
 }
@@ -346,7 +351,7 @@ fn domibus_vectors_parse_with_every_key_reference_form() {
         };
         assert!(ok, "{file}: {recipient:?}");
         assert!(matches!(
-            plan.key_for_certificate(&[&cert("red_gw")]),
+            plan.key_for_certificate(&[&own(cert("red_gw"))]),
             Err(XmlEncError::NoKeyForOurCertificate)
         ));
     }
@@ -561,7 +566,7 @@ fn our_encryption_round_trips_through_our_decryption() {
                 < message.envelope.find("ds:Signature").unwrap()
         );
         let plan = read_plan(&message.envelope).unwrap();
-        let (encrypted_key, _) = plan.key_for_certificate(&[&cert("red_gw")]).unwrap();
+        let (encrypted_key, _) = plan.key_for_certificate(&[&own(cert("red_gw"))]).unwrap();
         let content_key = key("red_gw").unwrap_key(encrypted_key).unwrap();
         for (cid, plaintext, body) in &message.parts {
             let part = plan.part_for_content_id(cid).unwrap();

@@ -14,8 +14,8 @@ use std::process::Command;
 use as4gate_wssec::xmlenc::{
     AttachmentEncryption, ContentKey, DecryptionKey, EncryptedKey, EncryptedKeyBuilder,
     EncryptionPlan, GcmDecryptor, GcmEncryptor, HKDF_SALT_LEN, KeyAgreement, KeyTransport,
-    P256_PUBLIC_KEY_LEN, RecipientKeyReference, RecipientReference, X25519_PUBLIC_KEY_LEN,
-    XmlEncError, insert_into_security_header,
+    OwnCertificate, P256_PUBLIC_KEY_LEN, RecipientKeyReference, RecipientReference,
+    X25519_PUBLIC_KEY_LEN, XmlEncError, insert_into_security_header,
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -195,7 +195,11 @@ fn round_trip(profile: Profile) {
             cert("red_gw", profile.other()),
             ours.clone(),
         ];
-        let candidates: Vec<&[u8]> = candidates.iter().map(Vec::as_slice).collect();
+        let candidates: Vec<OwnCertificate> = candidates
+            .into_iter()
+            .map(|der| OwnCertificate::new(der).unwrap())
+            .collect();
+        let candidates: Vec<&OwnCertificate> = candidates.iter().collect();
         let (encrypted_key, index) = plan.key_for_certificate(&candidates).unwrap();
         assert_eq!(
             index, 2,
@@ -333,10 +337,10 @@ fn wrong_recipient_key_fails_with_named_errors() {
                 Err(XmlEncError::KeyTypeMismatch)
             ));
         }
-        let theirs = [cert("blue_gw", profile), cert("mallory", profile)];
-        let theirs: Vec<&[u8]> = theirs.iter().map(Vec::as_slice).collect();
+        let theirs = [cert("blue_gw", profile), cert("mallory", profile)]
+            .map(|der| OwnCertificate::new(der).unwrap());
         assert!(matches!(
-            plan.key_for_certificate(&theirs),
+            plan.key_for_certificate(&[&theirs[0], &theirs[1]]),
             Err(XmlEncError::NoKeyForOurCertificate)
         ));
     }

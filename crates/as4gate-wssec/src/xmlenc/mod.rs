@@ -46,4 +46,4 @@ pub use plan::{
     DataEncryption, EncryptedKey, EncryptedPart, EncryptionPlan, KeyTransport, OaepDigest,
     PlanLimits,
 };
-pub use recipient::{MAX_TOKEN_BASE64_LEN, RecipientReference};
+pub use recipient::{MAX_TOKEN_BASE64_LEN, OwnCertificate, RecipientReference};

@@ -12,7 +12,7 @@ use uppsala::{Document, NodeId};
 
 use super::agreement::KeyAgreement;
 use super::error::XmlEncError;
-use super::recipient::RecipientReference;
+use super::recipient::{OwnCertificate, RecipientReference};
 use super::uris::{
     AES128_GCM, ATTACHMENT_CIPHERTEXT_TRANSFORM, DIGEST_SHA1, DIGEST_SHA256, DS_NS, EBMS_NS,
     MGF1_SHA1, MGF1_SHA256, RSA_OAEP_MGF1P, RSA_OAEP_XENC11, SOAP11_NS, SOAP12_NS,
@@ -223,21 +223,21 @@ impl EncryptionPlan {
         self.keys.is_empty() && self.parts.is_empty()
     }
 
-    /// Picks the EncryptedKey addressed to one of our certificates (DER), returning it and the
+    /// Picks the EncryptedKey addressed to one of our certificates, returning it and the
     /// index into `own_certificates` of the certificate whose private key must unwrap it.
     ///
     /// # Errors
-    /// [`XmlEncError::NoKeyForOurCertificate`] when no key names one of them;
-    /// [`XmlEncError::InvalidCertificate`] when one of ours does not parse.
+    /// [`XmlEncError::NoKeyForOurCertificate`] when no key names one of them.
     pub fn key_for_certificate(
         &self,
-        own_certificates: &[&[u8]],
+        own_certificates: &[&OwnCertificate],
     ) -> Result<(&EncryptedKey, usize), XmlEncError> {
         for key in &self.keys {
-            for (index, cert) in own_certificates.iter().enumerate() {
-                if key.recipient.matches(cert)? {
-                    return Ok((key, index));
-                }
+            if let Some(index) = own_certificates
+                .iter()
+                .position(|own| key.recipient.matches(own))
+            {
+                return Ok((key, index));
             }
         }
         Err(XmlEncError::NoKeyForOurCertificate)

@@ -2,10 +2,11 @@
 //!
 //! The KeyInfo of an EncryptedKey names the recipient in one of the WSS X.509 token profile
 //! forms. We only have to decide whether it is *our* certificate (we hold the private key), so
-//! each form is matched against the caller's own certificates: issuer + serial (DN compared
-//! attribute by attribute, case-insensitively, in any RDN order, since Java emits RFC 2253 order
-//! and others emit DER order), subject key identifier, SHA-1 thumbprint, or the whole certificate
-//! (a `wsse:Reference` to a BinarySecurityToken, or an embedded `X509v3` KeyIdentifier).
+//! each form is matched against the caller's own certificates, each read once into an
+//! [`OwnCertificate`]: issuer + serial (DN compared attribute by attribute,
+//! case-insensitively, in any RDN order, since Java emits RFC 2253 order and others emit DER
+//! order), subject key identifier, SHA-1 thumbprint, or the whole certificate (a
+//! `wsse:Reference` to a BinarySecurityToken, or an embedded `X509v3` KeyIdentifier).
 //!
 //! The crate's token module resolves the same forms for signatures against partner stores; this
 //! private resolver exists because decryption needs only "is it ours?" and no trust decision.
@@ -149,34 +150,82 @@ impl RecipientReference {
         Err(XmlEncError::UnsupportedKeyReference)
     }
 
-    /// Whether this reference names the certificate `cert_der`.
+    /// Whether this reference names `own`.
+    pub fn matches(&self, own: &OwnCertificate) -> bool {
+        match self {
+            Self::Certificate(der) => *der == own.der,
+            Self::ThumbprintSha1(thumbprint) => {
+                digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &own.der).as_ref()
+                    == thumbprint.as_slice()
+            }
+            Self::IssuerSerial { issuer, serial } => {
+                decimal_equal(serial, &own.serial)
+                    && own.issuer.is_some()
+                    && parse_dn(issuer) == own.issuer
+            }
+            Self::SubjectKeyIdentifier(ski) => own.subject_key_identifier.as_ref() == Some(ski),
+            Self::PublicKey(key) => *key == own.public_key,
+        }
+    }
+}
+
+/// One of our certificates in the forms a [`RecipientReference`] can name it by, read once
+/// (at start) so that matching an EncryptedKey parses nothing.
+#[derive(Debug, Clone)]
+pub struct OwnCertificate {
+    der: Vec<u8>,
+    /// Serial number, decimal.
+    serial: String,
+    /// Issuer DN as sorted, normalised (type, value) pairs; `None` when an attribute value is
+    /// not a string (no written DN can match it).
+    issuer: Option<Vec<(String, String)>>,
+    subject_key_identifier: Option<Vec<u8>>,
+    /// The subjectPublicKey bits.
+    public_key: Vec<u8>,
+}
+
+impl OwnCertificate {
+    /// Reads the certificate `der`.
     ///
     /// # Errors
-    /// [`XmlEncError::InvalidCertificate`] when `cert_der` does not parse.
-    pub fn matches(&self, cert_der: &[u8]) -> Result<bool, XmlEncError> {
-        if let Self::Certificate(der) = self {
-            return Ok(der.as_slice() == cert_der);
-        }
-        if let Self::ThumbprintSha1(thumbprint) = self {
-            let actual = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, cert_der);
-            return Ok(actual.as_ref() == thumbprint.as_slice());
-        }
+    /// [`XmlEncError::InvalidCertificate`] when `der` does not parse.
+    pub fn new(der: Vec<u8>) -> Result<Self, XmlEncError> {
         let (_, cert) =
-            X509Certificate::from_der(cert_der).map_err(|_| XmlEncError::InvalidCertificate)?;
-        Ok(match self {
-            Self::IssuerSerial { issuer, serial } => {
-                decimal_equal(serial, &cert.tbs_certificate.serial.to_string())
-                    && issuer_matches(issuer, &cert)
-            }
-            Self::SubjectKeyIdentifier(ski) => cert.extensions().iter().any(|ext| {
-                matches!(ext.parsed_extension(),
-                    ParsedExtension::SubjectKeyIdentifier(id) if id.0 == ski.as_slice())
-            }),
-            Self::PublicKey(key) => {
-                cert.public_key().subject_public_key.data.as_ref() == key.as_slice()
-            }
-            Self::Certificate(_) | Self::ThumbprintSha1(_) => false,
+            X509Certificate::from_der(&der).map_err(|_| XmlEncError::InvalidCertificate)?;
+        let issuer = cert
+            .issuer()
+            .iter_attributes()
+            .map(|attribute| {
+                let value = attribute.as_str().ok()?;
+                Some((
+                    attribute_type_name(&attribute.attr_type().to_id_string()),
+                    normalize_value(value),
+                ))
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|mut pairs| {
+                pairs.sort();
+                pairs
+            });
+        let subject_key_identifier =
+            cert.extensions()
+                .iter()
+                .find_map(|ext| match ext.parsed_extension() {
+                    ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+                    _ => None,
+                });
+        Ok(Self {
+            serial: cert.tbs_certificate.serial.to_string(),
+            issuer,
+            subject_key_identifier,
+            public_key: cert.public_key().subject_public_key.data.to_vec(),
+            der,
         })
+    }
+
+    /// The certificate (DER).
+    pub fn der(&self) -> &[u8] {
+        &self.der
     }
 }
 
@@ -273,24 +322,6 @@ fn parse_dn(dn: &str) -> Option<Vec<(String, String)>> {
     }
     pairs.sort();
     Some(pairs)
-}
-
-fn issuer_matches(written: &str, cert: &X509Certificate<'_>) -> bool {
-    let Some(expected) = parse_dn(written) else {
-        return false;
-    };
-    let mut actual = Vec::new();
-    for attribute in cert.issuer().iter_attributes() {
-        let Ok(value) = attribute.as_str() else {
-            return false;
-        };
-        actual.push((
-            attribute_type_name(&attribute.attr_type().to_id_string()),
-            normalize_value(value),
-        ));
-    }
-    actual.sort();
-    actual == expected
 }
 
 #[cfg(test)]
