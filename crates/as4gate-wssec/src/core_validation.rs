@@ -27,7 +27,7 @@ use x509_parser::public_key::PublicKey;
 use crate::signed_info::{ParsedSignature, same_document_id};
 use crate::swa::digest_algorithm;
 use crate::xml_util::{compact_text, decode_base64};
-use crate::{WssecError, c14n, key_method, names};
+use crate::{WssecError, c14n, key_kind, names};
 
 /// The smallest RSA modulus accepted (aws-lc-rs verifies nothing smaller).
 const MIN_RSA_BITS: usize = 2048;
@@ -50,7 +50,7 @@ pub(crate) fn validate(
         .map_err(|e| WssecError::MalformedCertificate(e.to_string()))?;
     let spki = cert.public_key();
     let algorithm: &'static dyn VerificationAlgorithm =
-        match key_method::signature_method_of(spki).ok() {
+        match key_kind::signature_method_of(spki).ok() {
             Some(method) if method != parsed.signature_method => return Ok(None),
             Some(names::RSA_SHA256) => {
                 let bits = match spki.parsed() {

@@ -32,7 +32,7 @@ pub mod xmlenc;
 
 mod c14n;
 mod core_validation;
-mod key_method;
+mod key_kind;
 mod names;
 mod signed_info;
 mod xml_util;

@@ -25,7 +25,7 @@ use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::c14n;
-use crate::key_method;
+use crate::key_kind;
 use crate::signed_info::same_document_id;
 use crate::swa::digest_bytes;
 use crate::xml_util::{descendants_named, encode_base64, escape};
@@ -67,7 +67,7 @@ impl SigningIdentity {
             .map_err(|e| WssecError::MalformedCertificate(e.to_string()))?;
         let spki = cert.public_key();
         let signature_method =
-            key_method::signature_method_of(spki).map_err(WssecError::SigningKey)?;
+            key_kind::signature_method_of(spki).map_err(WssecError::SigningKey)?;
         // bergshamra's provider-neutral loader takes PEM (RFC 7468: 64-character lines).
         let b64 = encode_base64(key_der);
         let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");

@@ -43,15 +43,10 @@ use super::uris::{
     XENC11_NS,
 };
 use super::xml::{child, decode_base64, single_child, text};
+use crate::key_kind;
 
 /// The pre-RFC 9231 "xmldsig-more" namespace some implementations put HKDFParams in.
 const DSIG_MORE_2001_NS: &str = "http://www.w3.org/2001/04/xmldsig-more#";
-/// OID of X25519 keys (RFC 8410).
-pub(crate) const X25519_OID: &str = "1.3.101.110";
-/// OID of elliptic-curve public keys, `id-ecPublicKey` (RFC 5480).
-pub(crate) const EC_PUBLIC_KEY_OID: &str = "1.2.840.10045.2.1";
-/// OID of the P-256 curve, `prime256v1` / `secp256r1` (RFC 5480).
-pub(crate) const P256_OID: &str = "1.2.840.10045.3.1.7";
 /// `dsig11:NamedCurve/@URI` of P-256.
 const P256_CURVE_URI: &str = "urn:oid:1.2.840.10045.3.1.7";
 /// Length of an X25519 public key.
@@ -99,17 +94,12 @@ impl Curve {
     /// # Errors
     /// [`XmlEncError::UnsupportedKeyTransport`] for an EC key on a curve other than P-256.
     pub(crate) fn of_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<Option<Self>, XmlEncError> {
-        match spki.algorithm.algorithm.to_id_string().as_str() {
-            X25519_OID => Ok(Some(Self::X25519)),
-            EC_PUBLIC_KEY_OID => {
-                let curve = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.as_oid().ok())
-                    .map(|oid| oid.to_id_string());
+        match key_kind::algorithm_oid(spki).as_str() {
+            key_kind::OID_X25519 => Ok(Some(Self::X25519)),
+            key_kind::OID_EC => {
+                let curve = key_kind::named_curve(spki);
                 match curve.as_deref() {
-                    Some(P256_OID) => Ok(Some(Self::P256)),
+                    Some(key_kind::OID_P256) => Ok(Some(Self::P256)),
                     other => Err(XmlEncError::UnsupportedKeyTransport(format!(
                         "ECDH-ES over curve {}",
                         other.unwrap_or("(unnamed)")

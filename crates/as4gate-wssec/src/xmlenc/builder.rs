@@ -33,10 +33,8 @@ use super::uris::{
     MGF1_SHA256, RSA_OAEP_XENC11, TOKEN_TYPE_ENCRYPTED_KEY, TYPE_ATTACHMENT_CONTENT_ONLY,
     VALUE_TYPE_SKI, VALUE_TYPE_X509V3, WSSE_NS, WSSE11_NS, WSU_NS, XENC_NS, XENC11_NS,
 };
+use crate::key_kind;
 use crate::xml_util::escape;
-
-/// OID of RSA public keys (`rsaEncryption`, RFC 8017).
-const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
 
 /// How the EncryptedKey names the recipient certificate (for RSA in the EncryptedKey's
 /// `ds:KeyInfo`, for a key agreement in `xenc:RecipientKeyInfo`).
@@ -188,8 +186,8 @@ fn recipient_key(cert: &X509Certificate<'_>) -> Result<RecipientKey, XmlEncError
     if let Some(curve) = Curve::of_spki(spki)? {
         return Ok(RecipientKey::Agreement(curve));
     }
-    match spki.algorithm.algorithm.to_id_string() {
-        oid if oid == RSA_ENCRYPTION_OID => Ok(RecipientKey::Rsa),
+    match key_kind::algorithm_oid(spki) {
+        oid if oid == key_kind::OID_RSA => Ok(RecipientKey::Rsa),
         oid => Err(XmlEncError::UnsupportedRecipientKey(oid)),
     }
 }
