@@ -20,7 +20,11 @@ fn as4gate(args: &[&str], config: &std::path::Path) -> (i32, String, String) {
     )
 }
 
-#[tokio::test]
+/// Multi-threaded: the CLI runs as a blocking child process, and the gateway it shares the
+/// database with must keep running meanwhile. On the test's own single thread a writer
+/// group caught between `BEGIN` and `COMMIT` would hold SQLite's write lock until the CLI,
+/// waiting for that lock, gave up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_list_and_show_print_what_arrived() {
     let gw = TestGateway::start("").await;
     let composed = Sender::blue("blue-to-red").compose(
