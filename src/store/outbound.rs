@@ -538,7 +538,7 @@ fn send_row(r: &impl Columns) -> Result<SendRow, StoreError> {
         message_id: r.column(0)?,
         partner: r.column(1)?,
         state: r.column(2)?,
-        attempts: u32::try_from(r.column::<i64>(3)?).unwrap_or(u32::MAX),
+        attempts: r.count(3)?,
         error_code: r.column(4)?,
         last_error: r.column(5)?,
     })

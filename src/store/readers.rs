@@ -87,6 +87,11 @@ pub trait Columns {
     fn column<T>(&self, index: usize) -> Result<T, StoreError>
     where
         T: FromSql + for<'r> Decode<'r, Sqlite> + Type<Sqlite>;
+
+    /// A count (attempts, replays) stored as an integer, saturating at `u32::MAX`.
+    fn count(&self, index: usize) -> Result<u32, StoreError> {
+        Ok(u32::try_from(self.column::<i64>(index)?).unwrap_or(u32::MAX))
+    }
 }
 
 impl Columns for SqliteRow {
